@@ -1,0 +1,3 @@
+from lightning_video.cli import main
+
+main()

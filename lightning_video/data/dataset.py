@@ -1,0 +1,94 @@
+"""A map-style dataset over (video, view) pairs: the shape that makes DDP, resumption and skips robust.
+
+PyTorchVideo's own datasets are iterable, so under DDP a rank whose videos fail takes fewer steps and the
+others hang at the next collective. Here every index always yields a sample; Lightning's
+DistributedSampler then gives each rank a disjoint, equal share.
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset
+
+from lightning_video.data.decode import UnreadableVideo, VideoReader, clip_indices
+from lightning_video.data.transforms import Transform
+
+
+class VideoClipDataset(Dataset):
+    """Item i is one view (temporal clip × spatial crop) of one video.
+
+    Training (`train=True`): one view per video per epoch, a random clip start. An unreadable video is
+    replaced by another random video and counted in the sample's `skipped` field, so the count survives
+    worker processes and reaches the training module, which logs it per epoch.
+
+    Evaluation: `clips_per_video` evenly spaced clips × `crops_per_video` crops per video. An unreadable
+    video yields zero clips flagged `valid=False`, which the metrics leave out and count.
+
+    Args:
+        videos: (path, label) pairs.
+        num_frames: frames per clip.
+        sampling_rate: take one frame in `sampling_rate` (frames × rate source frames per clip).
+        transform: applied to the sample dict (its "video" is uint8 `[T, H, W, 3]`).
+        train: random clips and replacement of unreadable videos, or fixed evaluation views.
+        clips_per_video: evaluation clips per video.
+        crops_per_video: evaluation crops per clip (recorded as `aug_index` for the transform).
+        max_consecutive_failures: in training, give up with an error after this many unreadable videos in a row.
+    """
+
+    def __init__(self, videos: list[tuple[str, int]], num_frames: int, sampling_rate: int, transform: Transform,
+                 train: bool, clips_per_video: int = 1, crops_per_video: int = 1,
+                 max_consecutive_failures: int = 10) -> None:
+        if not videos:
+            raise ValueError("no videos given")
+        self.videos = videos
+        self.num_frames = num_frames
+        self.sampling_rate = sampling_rate
+        self.transform = transform
+        self.train = train
+        self.clips_per_video = 1 if train else clips_per_video
+        self.crops_per_video = 1 if train else crops_per_video
+        self.max_consecutive_failures = max_consecutive_failures
+
+    @property
+    def views_per_video(self) -> int:
+        return self.clips_per_video * self.crops_per_video
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.views_per_video
+
+    def _clip_start(self, num_video_frames: int, clip_index: int) -> int:
+        span = max(num_video_frames - (self.num_frames - 1) * self.sampling_rate - 1, 0)
+        if self.train:
+            return int(torch.randint(span + 1, ()).item())
+        if self.clips_per_video == 1:
+            return span // 2
+        return round(span * clip_index / (self.clips_per_video - 1))
+
+    def _read(self, video_index: int, clip_index: int) -> torch.Tensor:
+        with VideoReader(self.videos[video_index][0]) as reader:
+            start = self._clip_start(reader.num_frames, clip_index)
+            return reader.read(clip_indices(reader.num_frames, self.num_frames, self.sampling_rate, start))
+
+    def __getitem__(self, index: int) -> dict:
+        video_index, view = divmod(index, self.views_per_video)
+        clip_index, crop_index = divmod(view, self.crops_per_video)
+        skipped, valid = 0, True
+        while True:
+            try:
+                frames = self._read(video_index, clip_index)
+                break
+            except UnreadableVideo as error:
+                skipped += 1
+                if not self.train:
+                    frames, valid = self._placeholder(), False
+                    break
+                if skipped >= self.max_consecutive_failures:
+                    raise RuntimeError(f"{skipped} unreadable videos in a row, the last: {error}. Check the "
+                                       f"dataset's files (are they videos PyAV can decode?)") from error
+                video_index = int(torch.randint(len(self.videos), ()).item())
+        sample = {"video": frames, "label": self.videos[video_index][1], "video_index": video_index,
+                  "clip_index": clip_index, "aug_index": crop_index, "skipped": skipped, "valid": valid}
+        return self.transform(sample)
+
+    def _placeholder(self) -> torch.Tensor:
+        """Black 1×1 frames: the evaluation transform scales them to the crop like any clip."""
+        return torch.zeros(self.num_frames, 1, 1, 3, dtype=torch.uint8)

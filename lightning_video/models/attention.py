@@ -1,0 +1,64 @@
+"""Multi-head self-attention shared by every scheme, with one switch for the kernel.
+
+The fused kernel (`scaled_dot_product_attention`) is the default: flash/memory-efficient on GPU, and
+the fastest path on CPU. The explicit softmax path exists for attention maps and for FLOP counters
+that cannot see inside fused kernels; `explicit_attention()` turns it on for a block of code.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_use_fused = True
+
+
+@contextlib.contextmanager
+def explicit_attention() -> Iterator[None]:
+    """Run attention as explicit `softmax(q k^T) v` inside this block (attention maps, FLOP counting)."""
+    global _use_fused
+    previous, _use_fused = _use_fused, False
+    try:
+        yield
+    finally:
+        _use_fused = previous
+
+
+class Attention(nn.Module):
+    """timm-style attention: `qkv` and `proj` Linear layers, so ViT weights load by name.
+
+    Attributes:
+        last_attention_map: the `[batch, heads, queries, keys]` softmax of the latest forward, kept only
+            when `keep_attention_map` is set (it forces the explicit path).
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embed_dim={dim} must be divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.keep_attention_map = False
+        self.last_attention_map: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over the token axis of `x` `[batch, tokens, dim]`."""
+        batch, tokens, dim = x.shape
+        q, k, v = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        dropout = self.attn_drop if self.training else 0.0
+        if _use_fused and not self.keep_attention_map:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        else:
+            weights = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
+            if self.keep_attention_map:
+                self.last_attention_map = weights.detach()
+            out = F.dropout(weights, dropout, self.training) @ v
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(batch, tokens, dim)))

@@ -1,0 +1,95 @@
+"""The transformer block every attention scheme builds on: attention, then MLP, each residual.
+
+A scheme is a `Block` subclass that overrides `attend` (how tokens exchange information) and adds the
+extra layers it needs, named as in the official TimeSformer code so checkpoints load by name.
+"""
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from lightning_video.models.attention import Attention
+
+
+class TokenGrid(NamedTuple):
+    """How the patch tokens of one clip are arranged: frames × height × width patches."""
+
+    frames: int
+    height: int
+    width: int
+
+    @property
+    def patches_per_frame(self) -> int:
+        return self.height * self.width
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a whole residual branch per row of the batch while training."""
+
+    def __init__(self, prob: float = 0.0) -> None:
+        super().__init__()
+        self.prob = prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+def layer_norm(dim: int) -> nn.LayerNorm:
+    """LayerNorm with the eps of the official TimeSformer and timm ViT weights."""
+    return nn.LayerNorm(dim, eps=1e-6)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; the base `attend` is full self-attention over the sequence it gets.
+
+    Class attributes describe how the backbone lays out tokens for the scheme:
+
+    Attributes:
+        frame_wise: tokens arrive per frame (`[batch * frames, 1 + patches, dim]`, a cls token per frame)
+            instead of per clip (`[batch, 1 + patches * frames, dim]`, one cls token, space-major order).
+        has_time_embed: whether the scheme's official model has a learned temporal embedding.
+    """
+
+    frame_wise: ClassVar[bool] = False
+    has_time_embed: ClassVar[bool] = True
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = layer_norm(dim)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = layer_norm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+
+    def init_weights(self) -> None:
+        """timm ViT init: truncated-normal Linear weights, zero biases."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+        x = self.attend(x, grid)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+        return x + self.drop_path(self.attn(self.norm1(x)))

@@ -1,0 +1,140 @@
+"""VideoTransformer: a ViT over frame patches whose blocks use the chosen attention scheme.
+
+Parameter names follow the official TimeSformer / timm ViT (`patch_embed.proj`, `cls_token`, `pos_embed`,
+`time_embed`, `blocks.N.*`, `norm`, `head`) so image and video checkpoints load by name.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from lightning_video.models.block import TokenGrid, layer_norm
+from lightning_video.models.registry import block_class
+
+PosEmbed = Literal["none", "space", "space_time"]
+
+
+class PatchEmbed(nn.Module):
+    """Embed each frame's non-overlapping patches with one strided convolution (shared over time)."""
+
+    def __init__(self, patch_size: int, in_chans: int, embed_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """`[B, C, T, H, W]` -> `[B * T, patches, D]`, frames of one clip adjacent."""
+        batch, chans, frames, height, width = video.shape
+        frames_as_images = video.transpose(1, 2).reshape(batch * frames, chans, height, width)
+        return self.proj(frames_as_images).flatten(2).transpose(1, 2)
+
+
+class VideoTransformer(nn.Module):
+    """Video classifier `[B, C, T, H, W]` -> logits `[B, num_classes]`.
+
+    Args:
+        attention: the attention scheme (see `lightning_video.models.registry.ATTENTIONS`).
+        num_classes: size of the classification head.
+        img_size: height and width of the input frames, a multiple of `patch_size`.
+        patch_size: side of the square patches.
+        num_frames: frames per clip.
+        embed_dim: token width.
+        depth: number of blocks.
+        num_heads: attention heads per attention layer.
+        mlp_ratio: MLP hidden width relative to `embed_dim`.
+        qkv_bias: bias in the qkv projections (the official weights have it).
+        pos_embed: "space_time" (spatial + temporal embeddings), "space" or "none" (TimeSformer Table 4).
+            None picks the scheme's official choice: "space" for space-only, "space_time" otherwise.
+        drop_rate: dropout after embeddings, attention projections and MLPs.
+        attn_drop_rate: dropout on attention weights.
+        drop_path_rate: stochastic depth, rising linearly from 0 in the first block to this value.
+        in_chans: input channels.
+        checkpoint_blocks: recompute each block in the backward pass to save activation memory.
+    """
+
+    def __init__(self, attention: str = "divided", num_classes: int = 400, img_size: int = 224, patch_size: int = 16,
+                 num_frames: int = 8, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, pos_embed: PosEmbed | None = None,
+                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, in_chans: int = 3,
+                 checkpoint_blocks: bool = False) -> None:
+        super().__init__()
+        block = block_class(attention)
+        if img_size % patch_size:
+            raise ValueError(f"img_size={img_size} is not divisible by patch_size={patch_size}; "
+                             f"use a multiple of {patch_size} (e.g. {img_size // patch_size * patch_size or patch_size})")
+        if num_frames < 1:
+            raise ValueError(f"num_frames={num_frames}: need at least one frame")
+        pos_embed = pos_embed or ("space_time" if block.has_time_embed else "space")
+        if pos_embed not in ("none", "space", "space_time"):
+            raise ValueError(f"unknown pos_embed {pos_embed!r}; valid: none, space, space_time")
+        if pos_embed == "space_time" and not block.has_time_embed:
+            raise ValueError(f"attention={attention!r} has no temporal embedding (its frames never meet before the "
+                             f"final average); valid pos_embed for it: none, space")
+        self.attention = attention
+        self.num_frames = num_frames
+        self.img_size = img_size
+        self.frame_wise = block.frame_wise
+        side = img_size // patch_size
+        self.grid = TokenGrid(num_frames, side, side)
+
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, side * side + 1, embed_dim)) if pos_embed != "none" else None
+        self.time_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim)) if pos_embed == "space_time" else None
+        self.pos_drop = nn.Dropout(drop_rate)
+        drop_paths = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList(
+            block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
+                  attn_drop=attn_drop_rate, drop_path=drop_path) for drop_path in drop_paths)
+        self.norm = layer_norm(embed_dim)
+        self.head = nn.Linear(embed_dim, num_classes)
+        self.checkpoint_blocks = checkpoint_blocks
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """timm ViT init; `time_embed` stays zero so a fresh model starts as the image model."""
+        for param in (self.cls_token, self.pos_embed):
+            if param is not None:
+                nn.init.trunc_normal_(param, std=0.02)
+        for block in self.blocks:
+            block.init_weights()
+        nn.init.trunc_normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def embed(self, video: torch.Tensor) -> torch.Tensor:
+        """Patch tokens with cls token(s) and positional embeddings, in the layout the blocks expect."""
+        batch, _, frames, height, width = video.shape
+        if (frames, height, width) != (self.num_frames, self.img_size, self.img_size):
+            raise ValueError(f"expected clips of {self.num_frames} frames at {self.img_size}x{self.img_size}, got "
+                             f"{frames} frames at {height}x{width} (input is [B, C, T, H, W])")
+        tokens = self.patch_embed(video)
+        tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        if self.pos_embed is not None:
+            tokens = tokens + self.pos_embed
+        tokens = self.pos_drop(tokens)
+        if self.frame_wise:
+            return tokens
+        # One clip sequence: a single cls token, patches in space-major, time-minor order.
+        dim = tokens.shape[-1]
+        cls = tokens[::frames, :1]
+        patches = tokens[:, 1:].reshape(batch, frames, -1, dim).transpose(1, 2)
+        if self.time_embed is not None:
+            patches = self.pos_drop(patches + self.time_embed.unsqueeze(1))
+        return torch.cat([cls, patches.reshape(batch, -1, dim)], dim=1)
+
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """The clip embedding `[B, D]` the head classifies."""
+        tokens = self.embed(video)
+        for block in self.blocks:
+            if self.checkpoint_blocks and torch.is_grad_enabled():
+                tokens = checkpoint(block, tokens, self.grid, use_reentrant=False)
+            else:
+                tokens = block(tokens, self.grid)
+        if self.frame_wise:
+            tokens = tokens.reshape(video.shape[0], self.num_frames, *tokens.shape[1:]).mean(dim=1)
+        return self.norm(tokens)[:, 0]
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(video))

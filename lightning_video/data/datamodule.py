@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from lightning_video.data import synthetic
 from lightning_video.data.dataset import VideoClipDataset
-from lightning_video.data.transforms import test_transform, train_transform
+from lightning_video.data.transforms import evaluation_transform, train_transform
 
 SPLITS = ("train", "val", "test")
 LAYOUT = ("{root}/train.csv, {root}/val.csv and {root}/test.csv, one `path label` line per video (paths "
@@ -80,7 +80,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.synthetic = synthetic
         self.train_transform = train_transform(crop_size, train_min_short_side, train_max_short_side,
                                                horizontal_flip, mean, std)
-        self.test_transform = test_transform(crop_size, test_crops, mean, std)
+        self.evaluation_transform = evaluation_transform(crop_size, test_crops, mean, std)
         self.test_clips = test_clips
         self.test_crops = test_crops
         self.datasets: dict[str, VideoClipDataset] = {}
@@ -129,11 +129,11 @@ class VideoDataModule(pl.LightningDataModule):
             self.datasets["train"] = VideoClipDataset(self._videos("train"), **clip, transform=self.train_transform,
                                                       train=True)
         if stage in ("fit", "validate"):
-            self.datasets["val"] = VideoClipDataset(self._videos("val"), **clip, transform=self.test_transform,
+            self.datasets["val"] = VideoClipDataset(self._videos("val"), **clip, transform=self.evaluation_transform,
                                                     train=False)
         if stage == "test":
             self.datasets["test"] = VideoClipDataset(self._videos("test"), **clip, **views,
-                                                     transform=self.test_transform, train=False)
+                                                     transform=self.evaluation_transform, train=False)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,

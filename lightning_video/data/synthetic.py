@@ -132,14 +132,14 @@ def task_classes(task: str) -> list[str]:
 
 
 def write_mp4(path: Path, video: np.ndarray, fps: int) -> None:
-    """Encode `[T, H, W, 3]` uint8 RGB frames as H.264 (near-lossless, single-threaded: deterministic)."""
+    """Encode `[T, H, W, 3]` uint8 RGB frames as H.264, near-lossless. One thread and no lookahead: x264 otherwise
+    makes load-dependent choices and the same seed would not give the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = video.shape[1:3]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "10"}
-        stream.codec_context.thread_count = 1
+        stream.options = {"crf": "10", "tune": "zerolatency", "x264-params": "threads=1:lookahead-threads=1"}
         for frame in video:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

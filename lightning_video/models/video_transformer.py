@@ -84,7 +84,7 @@ class VideoTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, side * side + 1, embed_dim)) if pos_embed != "none" else None
         self.time_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim)) if pos_embed == "space_time" else None
         self.pos_drop = nn.Dropout(drop_rate)
-        drop_paths = torch.linspace(0, drop_path_rate, depth).tolist()
+        drop_paths = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
             block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
                   attn_drop=attn_drop_rate, drop_path=drop_path) for drop_path in drop_paths)

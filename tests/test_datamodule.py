@@ -1,0 +1,115 @@
+"""VideoDataModule and VideoClipDataset: shapes, labels, views, and unreadable or missing data."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_video.data.datamodule import SyntheticTask, VideoDataModule
+from lightning_video.data.dataset import VideoClipDataset
+from lightning_video.data.transforms import evaluation_transform
+
+
+def small_datamodule(root: Path, **overrides) -> VideoDataModule:
+    settings = dict(num_frames=4, sampling_rate=2, crop_size=24, train_min_short_side=24, train_max_short_side=28,
+                    batch_size=4, num_workers=0, test_clips=2, test_crops=3)
+    return VideoDataModule(str(root), **{**settings, **overrides})
+
+
+def test_train_batches_have_the_model_input_shape(motion_root: Path):
+    datamodule = small_datamodule(motion_root)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["video"].shape == (4, 3, 4, 24, 24) and batch["video"].dtype == torch.float32
+    assert batch["label"].dtype == torch.int64 and set(batch["label"].tolist()) <= set(range(8))
+    assert batch["skipped"].sum() == 0
+    assert -3 < batch["video"].mean() < 3  # normalised, not [0, 255]
+    assert datamodule.num_classes == 8 and datamodule.class_names[0] == "down"
+
+
+def test_test_split_has_every_view_of_every_video(motion_root: Path):
+    datamodule = small_datamodule(motion_root)
+    datamodule.setup("test")
+    batches = list(datamodule.test_dataloader())
+    views = torch.cat([torch.stack([b["video_index"], b["clip_index"], b["aug_index"]], 1) for b in batches])
+    assert len(views) == 16 * 2 * 3 and len(torch.unique(views, dim=0)) == len(views)
+    labels = torch.cat([b["label"] for b in batches])
+    assert labels.tolist() == [label for label in range(8) for _ in range(2 * 2 * 3)]
+
+
+def test_three_crops_are_left_centre_right():
+    columns = torch.arange(40, dtype=torch.uint8).expand(2, 24, 40)[..., None].expand(-1, -1, -1, 3)
+    transform = evaluation_transform(24, 3, mean=(0.0,) * 3, std=(1 / 255,) * 3)  # keeps pixel values
+    first_column = [transform({"video": columns, "aug_index": i})["video"][0, 0, 0, 0].item() for i in range(3)]
+    assert first_column == pytest.approx([0, 8, 16])
+
+
+def test_clip_frames_are_sampled_at_the_rate(motion_root: Path):
+    video = [(str(motion_root / "train/down/down_00000.mp4"), 0)]
+    keep_frames = lambda sample: sample  # noqa: E731
+    clip = VideoClipDataset(video, num_frames=4, sampling_rate=3, transform=keep_frames, train=False)[0]["video"]
+    every = VideoClipDataset(video, num_frames=16, sampling_rate=1, transform=keep_frames, train=False)[0]["video"]
+    start = (16 - 1 - 3 * 3) // 2  # centred window of 10 frames
+    assert torch.equal(clip, every[start:start + 10:3])
+
+
+def corrupt_copy(source: Path, target: Path) -> list[str]:
+    """A copy of the dataset whose first training videos are a zero-byte file, a truncated file and a text file."""
+    shutil.copytree(source, target)
+    lines = (target / "train.csv").read_text().splitlines()
+    paths = [target / line.rsplit(" ", 1)[0] for line in lines[:3]]
+    paths[0].write_bytes(b"")
+    paths[1].write_bytes(paths[1].read_bytes()[:300])
+    paths[2].write_text("not a video")
+    return [str(p) for p in paths]
+
+
+def test_unreadable_training_videos_are_replaced_and_counted(motion_root: Path, tmp_path: Path):
+    corrupt_copy(motion_root, tmp_path / "data")
+    datamodule = small_datamodule(tmp_path / "data")
+    datamodule.setup("fit")
+    dataset = datamodule.datasets["train"]
+    torch.manual_seed(0)
+    samples = [dataset[i] for i in range(len(dataset))]
+    assert all(s["video"].shape == (3, 4, 24, 24) for s in samples)
+    assert all(s["skipped"] >= 1 for s in samples[:3])
+    assert all(s["video_index"] >= 3 for s in samples[:3])  # replaced by readable videos
+    # the 3 corrupt videos, plus any time one of them was drawn as a replacement
+    replacements_of_corrupt = sum(s["skipped"] - 1 for s in samples[:3]) + sum(s["skipped"] for s in samples[3:])
+    assert sum(s["skipped"] for s in samples) == 3 + replacements_of_corrupt
+
+
+def test_unreadable_test_videos_are_flagged_not_scored(motion_root: Path, tmp_path: Path):
+    corrupt_copy(motion_root, tmp_path / "data")
+    (tmp_path / "data/test.csv").write_text((tmp_path / "data/train.csv").read_text())
+    datamodule = small_datamodule(tmp_path / "data")
+    datamodule.setup("test")
+    valid = torch.cat([b["valid"] for b in datamodule.test_dataloader()])
+    assert (~valid).sum() == 3 * 6 and valid[18:].all()
+
+
+def test_all_videos_unreadable_fails_fast_with_a_message(tmp_path: Path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    dataset = VideoClipDataset([(str(bad), 0)] * 4, 4, 1, evaluation_transform(24, 1, (0.5,) * 3, (0.5,) * 3), train=True)
+    with pytest.raises(RuntimeError, match="10 unreadable videos in a row"):
+        dataset[0]
+
+
+def test_missing_folder_names_the_path_and_the_layout(tmp_path: Path):
+    datamodule = small_datamodule(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=r"nowhere does not exist.*train\.csv.*path label"):
+        datamodule.setup("fit")
+
+
+def test_synthetic_task_is_generated_once(tmp_path: Path):
+    datamodule = small_datamodule(tmp_path / "gen", synthetic=SyntheticTask(task="appearance", videos_per_class=2))
+    assert datamodule.num_classes == 6
+    datamodule.prepare_data()
+    csv = tmp_path / "gen/train.csv"
+    written = csv.stat().st_mtime_ns
+    datamodule.prepare_data()
+    assert csv.stat().st_mtime_ns == written
+    assert len(csv.read_text().splitlines()) == 12

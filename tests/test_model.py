@@ -1,0 +1,122 @@
+"""VideoTransformer: shapes, the paper's parameter counts, HF Timesformer logits, and construction errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import TimesformerConfig, TimesformerForVideoClassification
+
+from lightning_video.models import VideoTransformer, explicit_attention
+
+TINY = dict(num_classes=5, img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=2, num_heads=4)
+
+
+@pytest.mark.parametrize("attention", ["divided", "joint", "space"])
+def test_forward_backward_shapes(attention: str):
+    model = VideoTransformer(attention, **TINY)
+    video = torch.randn(2, 3, 4, 32, 32)
+    logits = model(video)
+    assert logits.shape == (2, 5)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize(("attention", "millions_174", "millions_400"),
+                         [("space", 85.9, 86.1), ("joint", 85.9, 86.1), ("divided", 121.4, 121.6)])
+def test_parameter_counts_match_timesformer_table_1(attention: str, millions_174: float, millions_400: float):
+    for classes, expected in ((174, millions_174), (400, millions_400)):
+        with torch.device("meta"):
+            model = VideoTransformer(attention, num_classes=classes)
+        assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(expected, abs=0.05)
+
+
+def hf_to_ours(name: str) -> str:
+    """HF Timesformer parameter names -> official TimeSformer names (the mapping in shared/PAPERS.md)."""
+    for old, new in [("timesformer.embeddings.cls_token", "cls_token"),
+                     ("timesformer.embeddings.position_embeddings", "pos_embed"),
+                     ("timesformer.embeddings.time_embeddings", "time_embed"),
+                     ("timesformer.embeddings.patch_embeddings.projection", "patch_embed.proj"),
+                     ("timesformer.encoder.layer.", "blocks."), ("layernorm_before", "norm1"),
+                     ("temporal_attention.attention.qkv", "temporal_attn.qkv"),
+                     ("temporal_attention.output.dense", "temporal_attn.proj"), ("attention.attention.qkv", "attn.qkv"),
+                     ("attention.output.dense", "attn.proj"), ("temporal_layernorm", "temporal_norm1"),
+                     ("temporal_dense", "temporal_fc"), ("layernorm_after", "norm2"),
+                     ("intermediate.dense", "mlp.fc1"), ("output.dense", "mlp.fc2"),
+                     ("timesformer.layernorm", "norm"), ("classifier", "head")]:
+        name = name.replace(old, new)
+    return name
+
+
+@pytest.mark.parametrize(("attention", "hf_attention"), [("divided", "divided_space_time"),
+                                                          ("joint", "joint_space_time")])
+def test_logits_match_hf_timesformer(attention: str, hf_attention: str):
+    torch.manual_seed(0)
+    config = TimesformerConfig(image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=4, intermediate_size=128, attention_type=hf_attention, num_labels=5)
+    reference = TimesformerForVideoClassification(config).eval()
+    for param in reference.parameters():  # HF zero-inits some tensors; make every one matter
+        torch.nn.init.normal_(param, std=0.2)
+    model = VideoTransformer(attention, **TINY).eval()
+    model.load_state_dict({hf_to_ours(k): v for k, v in reference.state_dict().items()}, strict=True)
+    video = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        expected = reference(pixel_values=video.transpose(1, 2)).logits
+        ours = model(video)
+    assert ((ours - expected).abs().max() / expected.abs().max()).item() < 1e-5
+
+
+def test_explicit_attention_path_equals_the_fused_kernel_and_keeps_maps():
+    model = VideoTransformer("divided", **TINY).eval()
+    video = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        fused = model(video)
+        with explicit_attention():
+            explicit = model(video)
+        model.blocks[0].attn.keep_attention_map = True
+        model(video)
+    torch.testing.assert_close(explicit, fused, rtol=1e-5, atol=1e-6)
+    attention_map = model.blocks[0].attn.last_attention_map
+    assert attention_map.shape == (4, 4, 17, 17)  # per frame: cls + 16 patches
+    torch.testing.assert_close(attention_map.sum(-1), torch.ones(4, 4, 17))
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = VideoTransformer("divided", **TINY, drop_path_rate=0.0)  # no random stochastic depth to compare
+    checkpointed = VideoTransformer("divided", **TINY, drop_path_rate=0.0, checkpoint_blocks=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    video = torch.randn(2, 3, 4, 32, 32)
+    plain(video).square().sum().backward()
+    checkpointed(video).square().sum().backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_fresh_divided_model_starts_as_an_image_model():
+    """Zero `time_embed` and `temporal_fc`: the temporal branch adds nothing until trained (official init)."""
+    model = VideoTransformer("divided", **TINY)
+    assert model.time_embed.abs().sum() == 0
+    assert all(block.temporal_fc.weight.abs().sum() == 0 for block in model.blocks)
+
+
+def test_bf16_autocast_runs():
+    model = VideoTransformer("divided", **TINY)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(torch.randn(1, 3, 4, 32, 32))
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
+
+
+def test_bad_configurations_fail_at_construction_with_the_valid_choices():
+    with pytest.raises(ValueError, match="unknown attention 'divide'; valid: space, joint, divided"):
+        VideoTransformer("divide", **{**TINY})
+    with pytest.raises(ValueError, match="img_size=30 is not divisible by patch_size=8"):
+        VideoTransformer("divided", **{**TINY, "img_size": 30})
+    with pytest.raises(ValueError, match="valid pos_embed for it: none, space"):
+        VideoTransformer("space", **TINY, pos_embed="space_time")
+    with pytest.raises(ValueError, match="num_frames=0"):
+        VideoTransformer("divided", **{**TINY, "num_frames": 0})
+
+
+def test_wrong_input_size_is_explained():
+    model = VideoTransformer("divided", **TINY)
+    with pytest.raises(ValueError, match=r"expected clips of 4 frames at 32x32, got 8 frames"):
+        model(torch.randn(1, 3, 8, 32, 32))

@@ -17,7 +17,8 @@ def test_fit_fast_dev_run_from_the_shipped_config(tmp_path: Path, caplog: pytest
     data = tmp_path / "motion"
     with caplog.at_level(logging.INFO):
         main(["fit", "--config", CONFIG, *SMALL, "--data.root", str(data), "--data.synthetic.videos_per_class", "2",
-              "--trainer.fast_dev_run", "2", "--test_after_fit", "true"])
+              "--trainer.fast_dev_run", "2", "--test_after_fit", "true",
+              "--trainer.default_root_dir", str(tmp_path)])  # fast_dev_run checkpoints land there, not in cwd
     assert (data / "train.csv").is_file()  # the synthetic task was generated into data.root
     assert "test video top-1:" in caplog.text
 

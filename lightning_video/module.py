@@ -28,7 +28,8 @@ class VideoClassifier(pl.LightningModule):
         label_smoothing: cross-entropy label smoothing.
     """
 
-    def __init__(self, backbone: VideoTransformer = lazy_instance(VideoTransformer), optimizer: OptimizerCallable = torch.optim.AdamW,
+    def __init__(self, backbone: VideoTransformer = lazy_instance(VideoTransformer),
+                 optimizer: OptimizerCallable = torch.optim.AdamW,
                  lr_scheduler: LRSchedulerCallable | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.backbone = backbone

@@ -129,8 +129,8 @@ class VideoDataModule(pl.LightningDataModule):
             self.datasets["train"] = VideoClipDataset(self._videos("train"), **clip, transform=self.train_transform,
                                                       train=True)
         if stage in ("fit", "validate"):
-            self.datasets["val"] = VideoClipDataset(self._videos("val"), **clip, transform=self.evaluation_transform,
-                                                    train=False)
+            self.datasets["val"] = VideoClipDataset(self._videos("val"), **clip,
+                                                    transform=self.evaluation_transform, train=False)
         if stage == "test":
             self.datasets["test"] = VideoClipDataset(self._videos("test"), **clip, **views,
                                                      transform=self.evaluation_transform, train=False)

@@ -31,7 +31,8 @@ def train_transform(crop_size: int, min_short_side: int, max_short_side: int, ho
     ])
 
 
-def evaluation_transform(crop_size: int, crops_per_video: int, mean: Sequence[float], std: Sequence[float]) -> Transform:
+def evaluation_transform(crop_size: int, crops_per_video: int, mean: Sequence[float],
+                         std: Sequence[float]) -> Transform:
     """TimeSformer testing: short side = crop, then the view's spatial crop (left/centre/right for 3 crops).
 
     The crop is chosen by the sample's `aug_index`; with one crop per video it is the centre crop.

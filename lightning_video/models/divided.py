@@ -44,5 +44,6 @@ class DividedSpaceTimeBlock(Block):
         per_frame = torch.cat([cls.repeat_interleave(frames, dim=0), per_frame], dim=1)
         spatial = self.drop_path(self.attn(self.norm1(per_frame)))
         cls_update = spatial[:, 0].reshape(batch, frames, dim).mean(dim=1, keepdim=True)
-        patch_update = spatial[:, 1:].reshape(batch, frames, space, dim).transpose(1, 2).reshape(batch, space * frames, dim)
+        patch_update = spatial[:, 1:].reshape(batch, frames, space, dim).transpose(1, 2)
+        patch_update = patch_update.reshape(batch, space * frames, dim)
         return torch.cat([cls + cls_update, patches + patch_update], dim=1)

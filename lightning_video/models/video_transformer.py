@@ -62,8 +62,9 @@ class VideoTransformer(nn.Module):
         super().__init__()
         block = block_class(attention)
         if img_size % patch_size:
+            nearest = img_size // patch_size * patch_size or patch_size
             raise ValueError(f"img_size={img_size} is not divisible by patch_size={patch_size}; "
-                             f"use a multiple of {patch_size} (e.g. {img_size // patch_size * patch_size or patch_size})")
+                             f"use a multiple of {patch_size} (e.g. {nearest})")
         if num_frames < 1:
             raise ValueError(f"num_frames={num_frames}: need at least one frame")
         pos_embed = pos_embed or ("space_time" if block.has_time_embed else "space")

@@ -1,6 +1,8 @@
 """VideoTransformer: shapes, the paper's parameter counts, HF Timesformer logits, and construction errors."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from transformers import TimesformerConfig, TimesformerForVideoClassification
@@ -96,6 +98,20 @@ def test_fresh_divided_model_starts_as_an_image_model():
     model = VideoTransformer("divided", **TINY)
     assert model.time_embed.abs().sum() == 0
     assert all(block.temporal_fc.weight.abs().sum() == 0 for block in model.blocks)
+
+
+def test_sincos_time_embed_init_gives_each_frame_the_hand_computed_code():
+    """Frame t gets [sin(t w_i), cos(t w_i)] with w_i = T^(-i / (D/2)) for T frames; the embedding stays learnable."""
+    model = VideoTransformer("divided", **TINY, time_embed_init="sincos")
+    half = TINY["embed_dim"] // 2
+    for frame in range(TINY["num_frames"]):
+        for i in (0, 1, half - 1):
+            angle = frame * TINY["num_frames"] ** (-i / half)
+            assert model.time_embed[0, frame, i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+            assert model.time_embed[0, frame, half + i].item() == pytest.approx(math.cos(angle), abs=1e-6)
+    assert model.time_embed.requires_grad
+    with pytest.raises(ValueError, match="unknown time_embed_init 'sin'; valid: zeros, sincos"):
+        VideoTransformer("divided", **TINY, time_embed_init="sin")
 
 
 def test_bf16_autocast_runs():

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from lightning_video.models.attention import Attention
+from lightning_video.models.grouping import Grouping
 
 
 class TokenGrid(NamedTuple):
@@ -57,6 +58,14 @@ def layer_norm(dim: int) -> nn.LayerNorm:
     return nn.LayerNorm(dim, eps=1e-6)
 
 
+def extra_attention(dim: int, num_heads: int, qkv_bias: bool, drop: float,
+                    attn_drop: float) -> tuple[nn.LayerNorm, Attention, nn.Linear]:
+    """Norm, attention and output Linear of a scheme's second (or third) attention step, like TimeSformer's
+    `temporal_norm1`, `temporal_attn`, `temporal_fc`; `Block.init_weights` zeroes the `*_fc` Linear."""
+    return layer_norm(dim), Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop), \
+        nn.Linear(dim, dim)
+
+
 class Block(nn.Module):
     """Pre-norm transformer block; the base `attend` is full self-attention over the sequence it gets.
 
@@ -66,13 +75,15 @@ class Block(nn.Module):
         frame_wise: tokens arrive per frame (`[batch * frames, 1 + patches, dim]`, a cls token per frame)
             instead of per clip (`[batch, 1 + patches * frames, dim]`, one cls token, space-major order).
         has_time_embed: whether the scheme's official model has a learned temporal embedding.
+        options: names of the scheme's own constructor arguments, given as `attention_options`.
     """
 
     frame_wise: ClassVar[bool] = False
     has_time_embed: ClassVar[bool] = True
+    options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
-                 attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
+    def __init__(self, dim: int, num_heads: int, grid: TokenGrid, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, layer_index: int = 0) -> None:
         super().__init__()
         self.norm1 = layer_norm(dim)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
@@ -80,12 +91,22 @@ class Block(nn.Module):
         self.norm2 = layer_norm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
 
+    @classmethod
+    def temporal_head(cls, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float,
+                      **options) -> nn.Module | None:
+        """For frame-wise schemes: the module that turns per-frame cls features `[B, T, D]` into the clip
+        feature `[B, D]`; None keeps the official space-only readout (tokens averaged over frames)."""
+        return None
+
     def init_weights(self) -> None:
-        """timm ViT init: truncated-normal Linear weights, zero biases."""
-        for module in self.modules():
+        """timm ViT init (truncated-normal Linear weights, zero biases), except that the output Linear of every
+        extra attention (`*_fc`) starts at zero, so a fresh block computes what the image ViT block does."""
+        for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
+                if name.endswith("_fc"):
+                    nn.init.zeros_(module.weight)
 
     def forward(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
         x = self.attend(x, grid)
@@ -93,3 +114,19 @@ class Block(nn.Module):
 
     def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
         return x + self.drop_path(self.attn(self.norm1(x)))
+
+    def attend_groups_with_cls(self, x: torch.Tensor, grouping: Grouping) -> torch.Tensor:
+        """Main attention (`norm1`, `attn`) within each group of patches plus a copy of the cls token; the cls
+        token's update is the average over its copies (the official divided block's spatial step)."""
+        cls, patches = x[:, :1], x[:, 1:]
+        groups = grouping.split(patches)
+        with_cls = torch.cat([cls.repeat_interleave(grouping.groups, dim=0), groups], dim=1)
+        update = self.drop_path(self.attn(self.norm1(with_cls)))
+        cls_update = update[:, 0].reshape(-1, grouping.groups, cls.shape[-1]).mean(dim=1, keepdim=True)
+        return torch.cat([cls + cls_update, patches + grouping.merge(update[:, 1:])], dim=1)
+
+    def attend_groups(self, x: torch.Tensor, grouping: Grouping, norm: nn.LayerNorm, attn: Attention,
+                      fc: nn.Linear) -> torch.Tensor:
+        """An extra attention (see `extra_attention`) within each group of patches; the cls token sits out."""
+        update = fc(self.drop_path(attn(norm(grouping.split(x[:, 1:])))))
+        return torch.cat([x[:, :1], x[:, 1:] + grouping.merge(update)], dim=1)

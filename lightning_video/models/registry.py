@@ -1,15 +1,19 @@
 """Attention schemes by config name. A new scheme is one file with a `Block` subclass and one line here."""
 from __future__ import annotations
 
+from lightning_video.models.axial import AxialBlock
 from lightning_video.models.block import Block
 from lightning_video.models.divided import DividedSpaceTimeBlock
 from lightning_video.models.joint import JointSpaceTimeBlock
+from lightning_video.models.local_global import LocalGlobalBlock
 from lightning_video.models.space import SpaceBlock
 
 ATTENTIONS: dict[str, type[Block]] = {
     "space": SpaceBlock,
     "joint": JointSpaceTimeBlock,
     "divided": DividedSpaceTimeBlock,
+    "local_global": LocalGlobalBlock,
+    "axial": AxialBlock,
 }
 
 

@@ -5,7 +5,7 @@ Parameter names follow the official TimeSformer / timm ViT (`patch_embed.proj`, 
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -68,13 +68,15 @@ class VideoTransformer(nn.Module):
             on the synthetic `motion` task a small divided model reached 0.41 top-1 after 1000 steps from
             zeros and 0.91 from sincos.
         checkpoint_blocks: recompute each block in the backward pass to save activation memory.
+        attention_options: the scheme's own settings (e.g. X-ViT's `mix`, `shift_div`), see its block's `options`.
     """
 
     def __init__(self, attention: str = "divided", num_classes: int = 400, img_size: int = 224, patch_size: int = 16,
                  num_frames: int = 8, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, pos_embed: PosEmbed | None = None,
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, in_chans: int = 3,
-                 time_embed_init: TimeEmbedInit = "zeros", checkpoint_blocks: bool = False) -> None:
+                 time_embed_init: TimeEmbedInit = "zeros", checkpoint_blocks: bool = False,
+                 attention_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         block = block_class(attention)
         if img_size % patch_size:
@@ -91,6 +93,11 @@ class VideoTransformer(nn.Module):
                              f"final average); valid pos_embed for it: none, space")
         if time_embed_init not in ("zeros", "sincos"):
             raise ValueError(f"unknown time_embed_init {time_embed_init!r}; valid: zeros, sincos")
+        options = dict(attention_options or {})
+        unknown = sorted(set(options) - set(block.options))
+        if unknown:
+            raise ValueError(f"attention={attention!r} has no option {', '.join(unknown)}; valid attention_options: "
+                             f"{', '.join(block.options) or 'none'}")
         self.attention = attention
         self.num_frames = num_frames
         self.img_size = img_size
@@ -105,9 +112,11 @@ class VideoTransformer(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
         drop_paths = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
-            block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
-                  attn_drop=attn_drop_rate, drop_path=drop_path) for drop_path in drop_paths)
+            block(embed_dim, num_heads, self.grid, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
+                  attn_drop=attn_drop_rate, drop_path=drop_path, layer_index=index, **options)
+            for index, drop_path in enumerate(drop_paths))
         self.norm = layer_norm(embed_dim)
+        self.temporal_head = block.temporal_head(embed_dim, num_heads, num_frames, mlp_ratio, drop_rate, **options)
         self.head = nn.Linear(embed_dim, num_classes)
         self.checkpoint_blocks = checkpoint_blocks
         self._init_weights(time_embed_init)
@@ -137,7 +146,11 @@ class VideoTransformer(nn.Module):
             tokens = tokens + self.pos_embed
         tokens = self.pos_drop(tokens)
         if self.frame_wise:
-            return tokens
+            if self.time_embed is None:
+                return tokens
+            # X-ViT: every token of frame t, cls included, gets time_embed[t].
+            per_clip = tokens.reshape(batch, frames, *tokens.shape[1:]) + self.time_embed.unsqueeze(2)
+            return self.pos_drop(per_clip.flatten(0, 1))
         # One clip sequence: a single cls token, patches in space-major, time-minor order.
         dim = tokens.shape[-1]
         cls = tokens[::frames, :1]
@@ -154,6 +167,8 @@ class VideoTransformer(nn.Module):
                 tokens = checkpoint(block, tokens, self.grid, use_reentrant=False)
             else:
                 tokens = block(tokens, self.grid)
+        if self.temporal_head is not None:
+            return self.temporal_head(self.norm(tokens[:, 0]).reshape(video.shape[0], self.num_frames, -1))
         if self.frame_wise:
             tokens = tokens.reshape(video.shape[0], self.num_frames, *tokens.shape[1:]).mean(dim=1)
         return self.norm(tokens)[:, 0]

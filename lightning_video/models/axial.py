@@ -1,0 +1,34 @@
+"""Axial attention (TimeSformer "T+W+H"): temporal, then width, then height attention, then the MLP."""
+from __future__ import annotations
+
+import torch
+
+from lightning_video.models.block import Block, TokenGrid, extra_attention
+from lightning_video.models.grouping import Grouping
+
+
+class AxialBlock(Block):
+    """Each step attends along one axis of the T × H × W patch grid, with its own weights.
+
+    Temporal step: the T patches at one location (`temporal_norm1`, `temporal_attn`, `temporal_fc`, as in the
+    divided block). Width step: the W patches of one row of one frame (`width_*`). Height step: the H patches
+    of one column of one frame, with a copy of the cls token, through the image model's `norm1` and `attn`;
+    the T × W cls outputs are averaged. The paper gives no cls rule for axial; this one mirrors the divided
+    block, where the cls token joins the step that carries the image weights. Both `*_fc` start at zero, so
+    a fresh block computes what the image ViT block computes per column. Parameters: two extra attentions
+    over the image block, 156.8M at ViT-B/16 with 174 classes (TimeSformer Table 1).
+    """
+
+    def __init__(self, dim: int, num_heads: int, grid: TokenGrid, qkv_bias: bool = True, drop: float = 0.0,
+                 attn_drop: float = 0.0, **kwargs) -> None:
+        super().__init__(dim, num_heads, grid, qkv_bias=qkv_bias, drop=drop, attn_drop=attn_drop, **kwargs)
+        self.temporal_norm1, self.temporal_attn, self.temporal_fc = extra_attention(dim, num_heads, qkv_bias, drop,
+                                                                                    attn_drop)
+        self.width_norm1, self.width_attn, self.width_fc = extra_attention(dim, num_heads, qkv_bias, drop, attn_drop)
+
+    def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+        sizes = (grid.height, grid.width, grid.frames)
+        x = self.attend_groups(x, Grouping(sizes, (0, 1, 2)), self.temporal_norm1, self.temporal_attn,
+                               self.temporal_fc)
+        x = self.attend_groups(x, Grouping(sizes, (0, 2, 1)), self.width_norm1, self.width_attn, self.width_fc)
+        return self.attend_groups_with_cls(x, Grouping(sizes, (1, 2, 0)))

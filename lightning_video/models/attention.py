@@ -53,6 +53,11 @@ class Attention(nn.Module):
         """Attend over the token axis of `x` `[batch, tokens, dim]`."""
         batch, tokens, dim = x.shape
         q, k, v = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        return self._attend(q, k, v)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The kernel the global switch picks, then `proj`: heads `[batch, heads, tokens, head_dim]` -> `[batch,
+        queries, dim]`. Separate from `forward` so a subclass can change the keys and values between the two."""
         dropout = self.attn_drop if self.training else 0.0
         if _use_fused and not self.keep_attention_map:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
@@ -61,4 +66,4 @@ class Attention(nn.Module):
             if self.keep_attention_map:
                 self.last_attention_map = weights.detach()
             out = F.dropout(weights, dropout, self.training) @ v
-        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(batch, tokens, dim)))
+        return self.proj_drop(self.proj(out.transpose(1, 2).flatten(2)))

@@ -104,7 +104,8 @@ class Block(nn.Module):
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
                 if name.endswith("_fc"):
                     nn.init.zeros_(module.weight)
 

@@ -7,6 +7,7 @@ from lightning_video.models.divided import DividedSpaceTimeBlock
 from lightning_video.models.joint import JointSpaceTimeBlock
 from lightning_video.models.local_global import LocalGlobalBlock
 from lightning_video.models.space import SpaceBlock
+from lightning_video.models.xvit import XViTBlock
 
 ATTENTIONS: dict[str, type[Block]] = {
     "space": SpaceBlock,
@@ -14,6 +15,7 @@ ATTENTIONS: dict[str, type[Block]] = {
     "divided": DividedSpaceTimeBlock,
     "local_global": LocalGlobalBlock,
     "axial": AxialBlock,
+    "xvit": XViTBlock,
 }
 
 

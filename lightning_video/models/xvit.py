@@ -1,0 +1,168 @@
+"""X-ViT space-time mixing attention (Bulat et al., NeurIPS 2021): video attention at the cost of space-only.
+
+Each frame attends within its own 1 + S tokens, as in a space-only model, but part of the channels of its keys
+and values come from the previous and the next frame, so every layer widens the temporal receptive field by
+one frame each way. Channel layout as in the official code (`TemporalShift`): of the flattened heads × head_dim
+channels of k and v, [0, fold) come from frame t + 1, [fold, 2 fold) from frame t - 1 and the rest from t, with
+fold = dim // shift_div; the first and last frames get zeros where they have no neighbour; cls tokens too.
+
+The clip is read out from the T per-frame cls tokens by the module `XViTBlock.temporal_head` builds.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+from lightning_video.models.attention import Attention
+from lightning_video.models.block import Block, TokenGrid, layer_norm
+
+Mix = Literal["kv", "k", "v", "input", "none"]
+Temporal = Literal["mean", "ta", "summary"]
+MIXES: tuple[str, ...] = get_args(Mix)
+TEMPORALS: tuple[str, ...] = get_args(Temporal)
+
+
+def mix_from_neighbour_frames(x: torch.Tensor, frames: int, fold: int) -> torch.Tensor:
+    """`[batch * frames, tokens, channels]` with channels [0, fold) taken from frame t + 1 and [fold, 2 fold) from
+    frame t - 1, zeros where that frame does not exist; the other channels stay."""
+    clips = x.unflatten(0, (-1, frames))  # [batch, frames, tokens, channels]; pad counts from the last axis
+    later = nn.functional.pad(clips[:, 1:, :, :fold], (0, 0, 0, 0, 0, 1))
+    earlier = nn.functional.pad(clips[:, :-1, :, fold:2 * fold], (0, 0, 0, 0, 1, 0))
+    return torch.cat([later, earlier, clips[..., 2 * fold:]], dim=-1).flatten(0, 1)
+
+
+class XViTAttention(Attention):
+    """Attention within each frame whose keys and values carry channels of the neighbour frames.
+
+    Args:
+        mix: what is shifted between frames: keys and values ("kv", the paper's best), keys ("k") or values
+            ("v") only, the input before `qkv` ("input", so queries are mixed too) or nothing ("none").
+        fold: channels taken from each neighbour frame.
+        summary: append the keys and values of every frame's summary token (see `XViTBlock`) to each frame's.
+        The other arguments are `Attention`'s.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, *, mix: Mix, fold: int, summary: bool = False) -> None:
+        super().__init__(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
+        self.mix = mix
+        self.fold = fold
+        self.summary = summary
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """Attend within each frame of `x` `[batch * frames, 1 + patches, dim]`, the frames of one clip adjacent."""
+        mixed = mix_from_neighbour_frames(x, frames, self.fold) if self.mix == "input" else x
+        q, k, v = self.qkv(mixed).chunk(3, dim=-1)
+        if self.mix in ("kv", "k"):
+            k = mix_from_neighbour_frames(k, frames, self.fold)
+        if self.mix in ("kv", "v"):
+            v = mix_from_neighbour_frames(v, frames, self.fold)
+        if self.summary:
+            _, k_summary, v_summary = self.qkv(x[:, 1:].mean(dim=1)).chunk(3, dim=-1)
+            k, v = (torch.cat([own, summary.unflatten(0, (-1, frames)).repeat_interleave(frames, dim=0)], dim=1)
+                    for own, summary in ((k, k_summary), (v, v_summary)))
+        return self._attend(*(t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for t in (q, k, v)))
+
+
+class FrameAverage(nn.Module):
+    """The paper's temporal averaging: the mean of the normed per-frame cls features, which under the linear
+    `head` is the mean of the per-frame predictions."""
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.mean(dim=1)
+
+
+class TemporalAttentionHead(nn.Module):
+    """The official TA head (`VitHead`) up to its last Linear, which is the backbone's `head`: a zero-initialised
+    cls token before the T frame features, transformer blocks without qkv bias and without position embedding
+    (as there), then LayerNorm → Linear → GELU → Dropout on the cls output. Names follow the official ones
+    (`cls_token`, `temporal_encoder.N`, `mlp_head.0/1`) so its weights load by name."""
+
+    def __init__(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float, layers: int) -> None:
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.grid = TokenGrid(frames=1, height=1, width=num_frames + 1)
+        self.temporal_encoder = nn.ModuleList(Block(dim, num_heads, self.grid, mlp_ratio=mlp_ratio, qkv_bias=False)
+                                              for _ in range(layers))
+        self.mlp_head = nn.Sequential(layer_norm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Dropout(drop))
+        for block in self.temporal_encoder:
+            block.init_weights()
+        nn.init.trunc_normal_(self.mlp_head[1].weight, std=0.02)
+        nn.init.zeros_(self.mlp_head[1].bias)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """`[B, T, D]` normed per-frame cls features -> `[B, D]`."""
+        x = torch.cat([self.cls_token.expand(frames.shape[0], -1, -1), frames], dim=1)
+        for block in self.temporal_encoder:
+            x = block(x, self.grid)
+        return self.mlp_head(x[:, 0])
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_temporal(temporal: str, temporal_layers: int) -> None:
+    """Both the blocks and the head read these, so either may be the first to be built."""
+    if temporal not in TEMPORALS:
+        raise ValueError(f"unknown temporal {temporal!r}; valid: {', '.join(TEMPORALS)}")
+    if not _is_count(temporal_layers) or temporal_layers < 1:
+        raise ValueError(f"temporal_layers={temporal_layers!r}: valid values are integers >= 1")
+
+
+class XViTBlock(Block):
+    """X-ViT block: the image ViT block (`norm1`, `attn.qkv`, `attn.proj`, `norm2`, `mlp`, so ViT weights load by
+    name) with `XViTAttention`; the backbone adds `time_embed[t]` (zero-initialised) to every token of frame t.
+
+    Args:
+        mix: what is shifted between neighbour frames, see `XViTAttention` ("kv", "k", "v", "input", "none").
+        shift_div: fold = dim // shift_div channels come from each neighbour: 4 mixes ρ = 50% (the paper's SSv2
+            setting), 8 mixes 25% (Kinetics), 2 mixes all.
+        mix_layers: "all", or the indices of the layers that mix; the others attend as space-only (the paper's
+            "which layers" ablation).
+        temporal: how the clip is read out from the T per-frame cls tokens: "mean" (temporal averaging), "ta"
+            (`TemporalAttentionHead`), or "summary": averaging, and in every mixing layer a summary token per
+            frame, the mean of its normed patch tokens (the paper's φ = spatial average, R = 1; cls left out, as
+            it is no spatial position), is projected by the layer's own `qkv` and the keys and values of the
+            clip's T summaries are appended to every frame's: each query sees 1 + S + T keys, extra cost O(T S).
+        temporal_layers: transformer blocks in the "ta" head (paper: 1, 2 and 3 do equally well).
+        The other arguments are `Block`'s.
+    """
+
+    frame_wise = True
+    has_time_embed = True
+    options = ("mix", "shift_div", "mix_layers", "temporal", "temporal_layers")
+
+    def __init__(self, dim: int, num_heads: int, grid: TokenGrid, qkv_bias: bool = True, drop: float = 0.0,
+                 attn_drop: float = 0.0, layer_index: int = 0, mix: Mix = "kv", shift_div: int = 4,
+                 mix_layers: Literal["all"] | Sequence[int] = "all", temporal: Temporal = "mean",
+                 temporal_layers: int = 1, **kwargs) -> None:
+        super().__init__(dim, num_heads, grid, qkv_bias=qkv_bias, drop=drop, attn_drop=attn_drop,
+                         layer_index=layer_index, **kwargs)
+        if mix not in MIXES:
+            raise ValueError(f"unknown mix {mix!r}; valid: {', '.join(MIXES)}")
+        if not _is_count(shift_div) or not 2 <= shift_div <= dim:
+            raise ValueError(f"shift_div={shift_div!r}: valid values are integers from 2 (all channels mixed) to "
+                             f"embed_dim={dim} (one channel from each neighbour)")
+        if mix_layers != "all" and (isinstance(mix_layers, str) or not isinstance(mix_layers, Sequence)
+                                      or not all(map(_is_count, mix_layers))):
+            raise ValueError(f"mix_layers={mix_layers!r}: valid values are 'all' or a list of layer indices >= 0")
+        _check_temporal(temporal, temporal_layers)
+        mixing = mix_layers == "all" or layer_index in mix_layers
+        self.attn = XViTAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop,
+                                  mix=mix if mixing else "none", fold=dim // shift_div,
+                                  summary=mixing and temporal == "summary")
+
+    @classmethod
+    def temporal_head(cls, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float,
+                      temporal: Temporal = "mean", temporal_layers: int = 1, **options) -> nn.Module:
+        _check_temporal(temporal, temporal_layers)
+        if temporal == "ta":
+            return TemporalAttentionHead(dim, num_heads, num_frames, mlp_ratio, drop, temporal_layers)
+        return FrameAverage()
+
+    def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+        return x + self.drop_path(self.attn(self.norm1(x), grid.frames))

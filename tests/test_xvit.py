@@ -1,0 +1,206 @@
+"""X-ViT: space-time mixing against a plain float64 reference, its cost, what sees frame order, heads, errors."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lightning_video.models import VideoTransformer, explicit_attention
+from lightning_video.models.block import TokenGrid
+from lightning_video.models.space import SpaceBlock
+from lightning_video.models.xvit import XViTBlock
+
+TINY = dict(num_classes=5, img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=2, num_heads=4)
+VIDEO_SHAPE = (2, 3, 4, 32, 32)
+PATCHES = 16  # (32 / 8)²
+
+
+def randomize(module: torch.nn.Module, std: float = 0.2) -> None:
+    """Make every parameter matter (zero inits would hide mistakes)."""
+    with torch.no_grad():
+        for param in module.parameters():
+            param.normal_(std=std)
+
+
+@pytest.mark.parametrize("options", [{"mix": mix} for mix in ("kv", "k", "v", "input", "none")]
+                         + [{"temporal": temporal} for temporal in ("mean", "ta", "summary")]
+                         + [{"temporal": "ta", "temporal_layers": 2, "mix_layers": [1], "shift_div": 8}])
+def test_forward_backward_shapes_and_every_parameter_used(options: dict):
+    model = VideoTransformer("xvit", **TINY, attention_options=options)
+    logits = model(torch.randn(VIDEO_SHAPE))
+    assert logits.shape == (2, 5)
+    logits.sum().backward()
+    unused = [name for name, param in model.named_parameters() if param.grad is None]
+    assert not unused
+
+
+def test_a_single_frame_clip_runs():
+    model = VideoTransformer("xvit", **{**TINY, "num_frames": 1}, attention_options={"temporal": "summary"})
+    assert model(torch.randn(2, 3, 1, 32, 32)).shape == (2, 5)
+
+
+def plain_layer_norm(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
+    mean = x.mean(dim=-1, keepdim=True)
+    variance = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    return (x - mean) / torch.sqrt(variance + norm.eps) * norm.weight + norm.bias
+
+
+def from_neighbours(per_frame: list[torch.Tensor], t: int, fold: int) -> torch.Tensor:
+    """Frame t's `[tokens, channels]` with channels [0, fold) of frame t + 1 and [fold, 2 fold) of frame t - 1."""
+    zeros = torch.zeros_like(per_frame[t])
+    following = per_frame[t + 1] if t + 1 < len(per_frame) else zeros
+    preceding = per_frame[t - 1] if t > 0 else zeros
+    return torch.cat([following[:, :fold], preceding[:, fold:2 * fold], per_frame[t][:, 2 * fold:]], dim=1)
+
+
+def reference_block(block: XViTBlock, x: torch.Tensor, frames: int, heads: int, mix: str, fold: int,
+                    summary: bool) -> torch.Tensor:
+    """The X-ViT block written out one clip, frame and head at a time."""
+    dim = x.shape[-1]
+    head_dim = dim // heads
+    w_q, w_k, w_v = block.attn.qkv.weight.split(dim)
+    b_q, b_k, b_v = block.attn.qkv.bias.split(dim)
+    outputs = []
+    for clip in x.split(frames):
+        inputs = [plain_layer_norm(frame, block.norm1) for frame in clip]
+        projected = [from_neighbours(inputs, t, fold) for t in range(frames)] if mix == "input" else inputs
+        queries = [frame @ w_q.T + b_q for frame in projected]
+        keys = [frame @ w_k.T + b_k for frame in projected]
+        values = [frame @ w_v.T + b_v for frame in projected]
+        if mix in ("kv", "k"):
+            keys = [from_neighbours(keys, t, fold) for t in range(frames)]
+        if mix in ("kv", "v"):
+            values = [from_neighbours(values, t, fold) for t in range(frames)]
+        if summary:
+            means = torch.stack([frame[1:].mean(dim=0) for frame in inputs])
+            keys = [torch.cat([k, means @ w_k.T + b_k]) for k in keys]
+            values = [torch.cat([v, means @ w_v.T + b_v]) for v in values]
+        for t in range(frames):
+            per_head = []
+            for h in range(heads):
+                channels = slice(h * head_dim, (h + 1) * head_dim)
+                scores = queries[t][:, channels] @ keys[t][:, channels].T / math.sqrt(head_dim)
+                weights = scores.exp() / scores.exp().sum(dim=-1, keepdim=True)
+                per_head.append(weights @ values[t][:, channels])
+            y = clip[t] + torch.cat(per_head, dim=1) @ block.attn.proj.weight.T + block.attn.proj.bias
+            hidden = plain_layer_norm(y, block.norm2) @ block.mlp.fc1.weight.T + block.mlp.fc1.bias
+            hidden = 0.5 * hidden * (1 + torch.erf(hidden / math.sqrt(2)))
+            outputs.append(y + hidden @ block.mlp.fc2.weight.T + block.mlp.fc2.bias)
+    return torch.stack(outputs)
+
+
+@pytest.mark.parametrize(("mix", "temporal"), [("kv", "mean"), ("k", "mean"), ("v", "mean"), ("input", "mean"),
+                                               ("kv", "summary")])
+def test_block_matches_a_frame_by_frame_float64_reference(mix: str, temporal: str):
+    torch.manual_seed(0)
+    batch, frames, dim, heads, shift_div = 2, 4, 16, 4, 4
+    grid = TokenGrid(frames, 2, 2)
+    block = XViTBlock(dim, heads, grid, mix=mix, shift_div=shift_div, temporal=temporal).double().eval()
+    randomize(block)
+    x = torch.randn(batch * frames, 1 + grid.patches_per_frame, dim, dtype=torch.float64)
+    with torch.no_grad():
+        ours = block(x, grid).unflatten(0, (batch, frames))
+        expected = reference_block(block, x, frames, heads, mix, dim // shift_div,
+                                   temporal == "summary").unflatten(0, (batch, frames))
+    # The first and last frames are where the zero fill happens.
+    assert (ours[:, 0] - expected[:, 0]).abs().max() < 1e-10
+    assert (ours[:, -1] - expected[:, -1]).abs().max() < 1e-10
+    assert (ours - expected).abs().max() < 1e-10
+    # ... and mixing did change them: the same block without it gives something else.
+    block.attn.mix = "none"
+    with torch.no_grad():
+        assert (block(x, grid).unflatten(0, (batch, frames))[:, 0] - ours[:, 0]).abs().max() > 1e-3
+
+
+def test_a_layer_outside_mix_layers_is_a_space_only_block():
+    torch.manual_seed(0)
+    grid = TokenGrid(4, 2, 2)
+    xvit = XViTBlock(16, 4, grid, layer_index=0, mix_layers=[1], temporal="summary").eval()
+    randomize(xvit)
+    space = SpaceBlock(16, 4, grid).eval()
+    space.load_state_dict(xvit.state_dict(), strict=True)
+    x = torch.randn(8, 5, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(xvit(x, grid), space(x, grid))
+
+
+@pytest.mark.parametrize(("temporal", "keys"), [("mean", 1 + PATCHES), ("summary", 1 + PATCHES + 4)])
+def test_each_query_sees_one_frame_of_keys_like_space_only(temporal: str, keys: int,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    model = VideoTransformer("xvit", **TINY, attention_options={"temporal": temporal}).eval()
+    video = torch.randn(VIDEO_SHAPE)
+    fused_shapes = []
+    kernel = F.scaled_dot_product_attention
+
+    def recording_kernel(q, k, v, **kwargs):
+        fused_shapes.append((tuple(q.shape), tuple(k.shape)))
+        return kernel(q, k, v, **kwargs)
+
+    with torch.no_grad(), monkeypatch.context() as patch:
+        patch.setattr(F, "scaled_dot_product_attention", recording_kernel)
+        fused = model(video)
+    assert fused_shapes == [((2 * 4, 4, 1 + PATCHES, 8), (2 * 4, 4, keys, 8))] * TINY["depth"]
+
+    model.blocks[0].attn.keep_attention_map = True
+    with torch.no_grad():
+        kept = model(video)
+        with explicit_attention():
+            explicit = model(video)
+    assert model.blocks[0].attn.last_attention_map.shape == (2 * 4, 4, 1 + PATCHES, keys)
+    torch.testing.assert_close(kept, fused, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(explicit, fused, rtol=1e-5, atol=1e-6)
+
+
+def test_mixing_is_what_sees_frame_order():
+    """With zero time embedding and no mixing every frame is processed alone and the frames are averaged, so
+    shuffling them changes nothing; with mixing it does."""
+    torch.manual_seed(0)
+    video = torch.randn(VIDEO_SHAPE)
+    shuffled = video[:, :, [2, 0, 3, 1]]
+    for mix, order_blind in (("none", True), ("kv", False)):
+        model = VideoTransformer("xvit", **TINY, attention_options={"mix": mix}).eval()
+        randomize(model, std=0.1)
+        with torch.no_grad():
+            model.time_embed.zero_()
+            difference = (model(video) - model(shuffled)).abs().max()
+        assert (difference < 1e-5) == order_blind, (mix, difference)
+
+
+def test_mean_readout_averages_normed_per_frame_cls_tokens():
+    model = VideoTransformer("xvit", **TINY).eval()
+    video = torch.randn(VIDEO_SHAPE)
+    with torch.no_grad():
+        tokens = model.embed(video)
+        for block in model.blocks:
+            tokens = block(tokens, model.grid)
+        expected = model.norm(tokens[:, 0]).unflatten(0, (2, 4)).mean(dim=1)
+        torch.testing.assert_close(model.forward_features(video), expected)
+
+
+def test_ta_head_has_the_official_layout():
+    model = VideoTransformer("xvit", **TINY, attention_options={"temporal": "ta", "temporal_layers": 2})
+    params = dict(model.named_parameters())
+    assert torch.equal(params["temporal_head.cls_token"], torch.zeros(1, 1, 32))
+    assert {"temporal_head.temporal_encoder.1.attn.qkv.weight", "temporal_head.mlp_head.0.weight",
+            "temporal_head.mlp_head.1.weight"} <= set(params)
+    assert "temporal_head.temporal_encoder.0.attn.qkv.bias" not in params  # as in the official VitHead
+    assert "temporal_head.temporal_encoder.2.norm1.weight" not in params
+    assert model.temporal_head(torch.randn(2, 4, 32)).shape == (2, 32)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"mix": "q"}, "kv, k, v, input, none"),
+    ({"temporal": "lstm"}, "mean, ta, summary"),
+    ({"temporal_layers": 0}, "integers >= 1"),
+    ({"shift_div": 1}, "from 2"),
+    ({"shift_div": 33}, "embed_dim=32"),
+    ({"shift_div": 2.5}, "integers"),
+    ({"mix_layers": [0, -1]}, "layer indices"),
+    ({"mix_layers": "odd"}, "layer indices"),
+    ({"nope": 1}, "mix, shift_div, mix_layers, temporal, temporal_layers"),
+])
+def test_bad_options_are_refused_with_the_valid_choices(options: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        VideoTransformer("xvit", **TINY, attention_options=options)

@@ -1,0 +1,84 @@
+"""FLOPs and parameters of one view, the way papers report them: fvcore's count, one multiply-add = one FLOP.
+
+fvcore counts matrix products, convolutions and norms (LayerNorm as 5 FLOPs per element) and skips elementwise
+ops (adds, softmax, GELU). It has no handle for the fused attention kernel and would count it as zero, so we
+register one, and refuse to answer when any other attention or matrix-product op goes uncounted.
+
+    python -m lightning_video.flops --attention divided --num-frames 8 --img-size 224
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from fvcore.nn import FlopCountAnalysis
+from fvcore.nn.jit_handles import Handle, get_shape
+from torch import nn
+
+from lightning_video.models import ATTENTIONS, VideoTransformer
+
+# Unsupported ops whose names look like these do real matrix work; fvcore skipping them would under-count.
+_CONTRACTION = re.compile(r"attention|attn|matmul|einsum|dot|mm_?$|::(conv|linear)", re.IGNORECASE)
+
+
+def scaled_dot_product_attention_flops(inputs: list[Any], outputs: list[Any]) -> int:
+    """q·kᵀ and attn·v for q `[..., Lq, E]`, k `[..., Lk, E]`, v `[..., Lk, Ev]`; the scale and the softmax are
+    elementwise, which fvcore does not count elsewhere either."""
+    *batch, queries, channels = get_shape(inputs[0])
+    keys = get_shape(inputs[1])[-2]
+    value_channels = get_shape(inputs[2])[-1]
+    return math.prod(batch) * queries * keys * (channels + value_channels)
+
+
+ATTENTION_HANDLES: dict[str, Handle] = {"aten::scaled_dot_product_attention": scaled_dot_product_attention_flops}
+
+
+def count(model: nn.Module, num_frames: int | None = None, img_size: int | None = None) -> tuple[float, float]:
+    """GFLOPs of one view `[1, C, num_frames, img_size, img_size]` and millions of parameters.
+
+    Args:
+        model: a `VideoTransformer` (or any model with `num_frames`, `img_size` and `patch_embed.proj`).
+        num_frames: frames per view; the model's own by default.
+        img_size: frame side; the model's own by default.
+
+    Raises:
+        RuntimeError: fvcore met an attention or matrix-product op it cannot count.
+    """
+    parameter, side = next(model.parameters()), img_size or model.img_size
+    video = torch.zeros(1, model.patch_embed.proj.in_channels, num_frames or model.num_frames, side, side,
+                        device=parameter.device, dtype=parameter.dtype)
+    modes = {module: module.training for module in model.modules()}
+    model.eval()  # no dropout or stochastic depth in the traced graph
+    try:
+        with torch.no_grad():
+            analysis = FlopCountAnalysis(model, video).set_op_handle(**ATTENTION_HANDLES)
+            flops = analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    uncounted = sorted(op for op in analysis.unsupported_ops() if _CONTRACTION.search(op))
+    if uncounted:
+        raise RuntimeError(f"fvcore cannot count {', '.join(uncounted)}: add a handle to ATTENTION_HANDLES "
+                           f"or count under lightning_video.models.explicit_attention()")
+    return flops / 1e9, sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the GFLOPs per view and parameters of a `VideoTransformer`; unset options keep its defaults
+    (TimeSformer-B: ViT-B/16, 8 frames at 224, 400 classes)."""
+    parser = argparse.ArgumentParser(prog="python -m lightning_video.flops", description=main.__doc__,
+                                     argument_default=argparse.SUPPRESS)
+    parser.add_argument("--attention", choices=list(ATTENTIONS))
+    for name in ("num-frames", "img-size", "patch-size", "embed-dim", "depth", "num-heads", "num-classes"):
+        parser.add_argument(f"--{name}", type=int)
+    model = VideoTransformer(**vars(parser.parse_args(argv)))
+    gflops, params = count(model)
+    print(f"{model.attention} {model.num_frames}x{model.img_size}: {gflops:.4g} GFLOPs/view, {params:.4g}M params")
+
+
+if __name__ == "__main__":
+    main()

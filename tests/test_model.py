@@ -23,7 +23,8 @@ def test_forward_backward_shapes(attention: str):
 
 
 @pytest.mark.parametrize(("attention", "millions_174", "millions_400"),
-                         [("space", 85.9, 86.1), ("joint", 85.9, 86.1), ("divided", 121.4, 121.6)])
+                         [("space", 85.9, 86.1), ("joint", 85.9, 86.1), ("divided", 121.4, 121.6),
+                          ("local_global", 121.4, 121.6), ("axial", 156.8, 157.0)])
 def test_parameter_counts_match_timesformer_table_1(attention: str, millions_174: float, millions_400: float):
     for classes, expected in ((174, millions_174), (400, millions_400)):
         with torch.device("meta"):

@@ -5,12 +5,12 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from jsonargparse import lazy_instance
-from lightning_utilities.core.rank_zero import rank_zero_warn
+from lightning_utilities.core.rank_zero import rank_zero_info, rank_zero_warn
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_video.metrics import VideoAccuracy
-from lightning_video.models import VideoTransformer
+from lightning_video.models import VideoTransformer, load_pretrained
 
 
 class VideoClassifier(pl.LightningModule):
@@ -26,13 +26,18 @@ class VideoClassifier(pl.LightningModule):
         optimizer: optimizer class and arguments, given the model parameters.
         lr_scheduler: schedule, stepped once per epoch; None keeps the lr constant.
         label_smoothing: cross-entropy label smoothing.
+        pretrained: weights to start the backbone from: a checkpoint file or an HF model directory, in any format
+            `lightning_video.models.load_pretrained` reads (it adapts clip size and scheme, and logs a report).
     """
 
     def __init__(self, backbone: VideoTransformer = lazy_instance(VideoTransformer),
                  optimizer: OptimizerCallable = torch.optim.AdamW,
-                 lr_scheduler: LRSchedulerCallable | None = None, label_smoothing: float = 0.0) -> None:
+                 lr_scheduler: LRSchedulerCallable | None = None, label_smoothing: float = 0.0,
+                 pretrained: str | None = None) -> None:
         super().__init__()
         self.backbone = backbone
+        if pretrained:
+            rank_zero_info(load_pretrained(backbone, pretrained).summary())
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.label_smoothing = label_smoothing

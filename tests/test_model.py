@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import TimesformerConfig, TimesformerForVideoClassification
 
-from lightning_video.models import VideoTransformer, explicit_attention
+from lightning_video.models import VideoTransformer, explicit_attention, load_pretrained
 
 TINY = dict(num_classes=5, img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=2, num_heads=4)
 
@@ -32,23 +32,6 @@ def test_parameter_counts_match_timesformer_table_1(attention: str, millions_174
         assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(expected, abs=0.05)
 
 
-def hf_to_ours(name: str) -> str:
-    """HF Timesformer parameter names -> official TimeSformer names (the mapping in shared/PAPERS.md)."""
-    for old, new in [("timesformer.embeddings.cls_token", "cls_token"),
-                     ("timesformer.embeddings.position_embeddings", "pos_embed"),
-                     ("timesformer.embeddings.time_embeddings", "time_embed"),
-                     ("timesformer.embeddings.patch_embeddings.projection", "patch_embed.proj"),
-                     ("timesformer.encoder.layer.", "blocks."), ("layernorm_before", "norm1"),
-                     ("temporal_attention.attention.qkv", "temporal_attn.qkv"),
-                     ("temporal_attention.output.dense", "temporal_attn.proj"), ("attention.attention.qkv", "attn.qkv"),
-                     ("attention.output.dense", "attn.proj"), ("temporal_layernorm", "temporal_norm1"),
-                     ("temporal_dense", "temporal_fc"), ("layernorm_after", "norm2"),
-                     ("intermediate.dense", "mlp.fc1"), ("output.dense", "mlp.fc2"),
-                     ("timesformer.layernorm", "norm"), ("classifier", "head")]:
-        name = name.replace(old, new)
-    return name
-
-
 @pytest.mark.parametrize(("attention", "hf_attention"), [("divided", "divided_space_time"),
                                                           ("joint", "joint_space_time")])
 def test_logits_match_hf_timesformer(attention: str, hf_attention: str):
@@ -59,7 +42,7 @@ def test_logits_match_hf_timesformer(attention: str, hf_attention: str):
     for param in reference.parameters():  # HF zero-inits some tensors; make every one matter
         torch.nn.init.normal_(param, std=0.2)
     model = VideoTransformer(attention, **TINY).eval()
-    model.load_state_dict({hf_to_ours(k): v for k, v in reference.state_dict().items()}, strict=True)
+    assert not load_pretrained(model, reference.state_dict(), strict=True).skipped  # every tensor loaded
     video = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         expected = reference(pixel_values=video.transpose(1, 2)).logits

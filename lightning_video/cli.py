@@ -1,18 +1,40 @@
 """Command line: `python -m lightning_video fit|validate|test|predict --config FILE` (LightningCLI).
 
 The data decides the model's input and output sizes: `data.num_frames`, `data.crop_size` and the dataset's
-class count are linked into the backbone, so each is set once. `fit --test_after_fit true` tests the best
-checkpoint when training ends and prints the video-level top-1 and where the run's files are.
+class count are linked into the backbone, so each is set once. Beyond its config's own, every run gets a CSV logger
+(`trainer.logger`, in `runs/`), best and last checkpoints (`checkpoint.*`), the recipe's global batch
+(`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), a progress display fit for a terminal or a
+batch job, and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
+
+`fit --test_after_fit true` tests the best checkpoint when training ends and prints the video-level top-1 and where
+the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and
+`predict --ckpt_path CKPT` rebuild the model and its clip settings from the checkpoint alone;
+`predict --data.path VIDEO_OR_FOLDER` writes each video's top-5 labels (`predictions.PredictionWriter`).
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
+import yaml
+from pytorch_lightning import Callback, Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_video.data.datamodule import VideoDataModule
+from lightning_video.global_batch import GlobalBatch
 from lightning_video.module import VideoClassifier
+from lightning_video.monitoring import ComputeMonitor
+from lightning_video.predictions import PredictionWriter
+from lightning_video.progress import progress_bar
+from lightning_video.runs import CONFIG_KEY, RunFiles, read_checkpoint, resume_last_run, run_dir, \
+    wandb_offline_unless_logged_in
+
+DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
+# The data settings a checkpoint's predictions depend on: clip sampling, views and normalisation.
+CHECKPOINTED_DATA = ("num_frames", "sampling_rate", "crop_size", "test_clips", "test_crops", "mean", "std")
 
 
 class VideoCLI(LightningCLI):
@@ -20,14 +42,59 @@ class VideoCLI(LightningCLI):
         parser.link_arguments("data.num_frames", "model.backbone.init_args.num_frames")
         parser.link_arguments("data.crop_size", "model.backbone.init_args.img_size")
         parser.link_arguments("data.num_classes", "model.backbone.init_args.num_classes", apply_on="instantiate")
+        parser.set_defaults({"trainer.logger": DEFAULT_LOGGER})
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
-        # LightningCLI has no public per-subcommand hook; this option only means something for `fit`.
+        # LightningCLI has no public per-subcommand hook; these options only mean something for one subcommand.
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "fit":
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults({"checkpoint.monitor": "val/clip_top1", "checkpoint.mode": "max",
+                                 "checkpoint.save_last": True})
+            parser.add_lightning_class_args(GlobalBatch, "global_batch")
             parser.add_argument("--test_after_fit", type=bool, default=False,
                                 help="After training, test the best checkpoint and print the video-level top-1.")
+        if subcommand == "predict":
+            parser.add_lightning_class_args(PredictionWriter, "predictions")
         return parser
+
+    def _parse_ckpt_path(self) -> None:
+        """`validate`, `test` and `predict --ckpt_path` take from the checkpoint the model config, the data's clip and
+        view settings that the command line leaves at their defaults, and the label names, so they need no config
+        file. (Lightning's own version restores only the model, but the model's input size is linked from the data
+        settings, so both must come back in one parse.) `fit` resumes with the config it is given."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand not in (None, "fit") else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        checkpoint = read_checkpoint(ckpt_path)
+        if CONFIG_KEY not in checkpoint:  # not written by this CLI: the config must come from the command line
+            return
+        saved = yaml.safe_load(checkpoint[CONFIG_KEY])
+        model = saved["model"]
+        if "pretrained" in model:
+            model["pretrained"] = None  # the checkpoint's weights replace them
+        current, defaults = self.config[subcommand].data, self._parser(subcommand).get_defaults().data
+        data = {key: saved["data"][key] for key in CHECKPOINTED_DATA if current.get(key) == defaults.get(key)}
+        class_names = checkpoint.get(VideoDataModule.__qualname__, {}).get("class_names")
+        if current.get("class_names") is None and class_names is not None:
+            data["class_names"] = class_names
+        self.config = self.parser.parse_object({subcommand: {"model": model, "data": data}}, self.config)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+        if self.subcommand == "fit":
+            resume_last_run(config)
+        wandb_offline_unless_logged_in(config.trainer.logger)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        given = config.get("callbacks") or []
+        given = given if isinstance(given, list) else [given]
+        wants_progress = config.get("enable_progress_bar") is not False  # None is Lightning's default: on
+        if wants_progress and not any(isinstance(callback, ProgressBar) for callback in [*given, *callbacks]):
+            callbacks.append(progress_bar())
+        callbacks.append(ComputeMonitor())
+        return super()._instantiate_trainer(config, callbacks)
 
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit:
@@ -37,8 +104,16 @@ class VideoCLI(LightningCLI):
         metrics = results[0] if results else {}
         rank_zero_info(f"\ntest video top-1: {metrics.get('test/video_top1', float('nan')):.3f} over "
                        f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'})\n"
-                       f"logs, config and checkpoints: {self.trainer.log_dir}")
+                       f"logs, config and checkpoints: {run_dir(self.trainer)}")
 
 
-def main(args: list[str] | None = None) -> None:
-    VideoCLI(VideoClassifier, VideoDataModule, args=args, save_config_kwargs={"overwrite": True})
+def main(args: list[str] | None = None) -> VideoCLI | None:
+    """`check-data` is a data command beside LightningCLI's fit/validate/test/predict; the rest is LightningCLI."""
+    given = sys.argv[1:] if args is None else args
+    if given[:1] == ["check-data"]:
+        from lightning_video.check_data import main as check_data
+
+        sys.exit(check_data(given[1:]))
+    # auto_configure_optimizers off: the module's own `optimizer` and `lr_scheduler` arguments are the config keys.
+    return VideoCLI(VideoClassifier, VideoDataModule, args=args, save_config_callback=RunFiles,
+                    save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)

@@ -1,4 +1,4 @@
-"""VideoClassifier: training, clip-level validation and video-level testing of a video transformer."""
+"""VideoClassifier: training, clip-level validation, video-level testing and prediction of a video transformer."""
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -7,33 +7,39 @@ import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from lightning_utilities.core.rank_zero import rank_zero_info, rank_zero_warn
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
-from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_video.metrics import VideoAccuracy
+from lightning_video.losses import Mixing, classification_loss
+from lightning_video.metrics import VideoPredictions, classification_metrics
 from lightning_video.models import VideoTransformer, load_pretrained
+from lightning_video.optim import parameter_groups
 
 
 class VideoClassifier(pl.LightningModule):
-    """Cross-entropy classification of clips.
+    """Single-label (cross-entropy) or multi-label (binary cross-entropy) classification of clips.
 
-    Logged: `train/loss`, `train/clip_top1`, `train/skipped_videos` (unreadable videos replaced, per epoch);
-    `val/loss`, `val/clip_top1`, `val/clip_top5` (one centre view per video); `test/video_top1`,
-    `test/video_top5` (softmax averaged over each video's views, the papers' protocol), `test/videos`
-    (videos scored) and `test/unreadable_views`.
+    Logged: `train/loss`, `train/clip_*`, `train/skipped_videos` (unreadable videos replaced, per epoch);
+    `val/loss`, `val/clip_*` (one centre view per video); `test/video_*` (probabilities averaged over each video's
+    views, the papers' protocol), `test/videos` (videos scored) and `test/unreadable_views`. The metrics `*` are
+    `top1`, `top5` and `mean_class_accuracy`, or `map` for multi-label data (see `metrics.classification_metrics`).
 
     Args:
         backbone: the video transformer (its `num_classes`, `num_frames` and `img_size` come from the data).
         optimizer: optimizer class and arguments, given the model parameters.
         lr_scheduler: schedule, stepped once per epoch; None keeps the lr constant.
-        label_smoothing: cross-entropy label smoothing.
+        label_smoothing: moves every training target towards 1/num_classes by this much.
         pretrained: weights to start the backbone from: a checkpoint file or an HF model directory, in any format
             `lightning_video.models.load_pretrained` reads (it adapts clip size and scheme, and logs a report).
+        multi_label: labels are multi-hot `[B, num_classes]` (e.g. Charades): sigmoid outputs, binary cross-entropy
+            and mAP instead of softmax, cross-entropy and accuracy.
+        mixing: Mixup / CutMix of training batches (off by default).
+        no_weight_decay: exempt norms, biases and the token and position embeddings from weight decay (`optim`).
     """
 
     def __init__(self, backbone: VideoTransformer = lazy_instance(VideoTransformer),
                  optimizer: OptimizerCallable = torch.optim.AdamW,
                  lr_scheduler: LRSchedulerCallable | None = None, label_smoothing: float = 0.0,
-                 pretrained: str | None = None) -> None:
+                 pretrained: str | None = None, multi_label: bool = False, mixing: Mixing = Mixing(),
+                 no_weight_decay: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
         if pretrained:
@@ -41,48 +47,76 @@ class VideoClassifier(pl.LightningModule):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.label_smoothing = label_smoothing
-        num_classes = backbone.head.out_features
-        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_top5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
-        self.test_accuracy = VideoAccuracy(top_k=(1, 5))
+        self.multi_label = multi_label
+        self.mixing = mixing
+        self.no_weight_decay = no_weight_decay
+        self.num_classes = backbone.head.out_features
+        self.train_metrics = classification_metrics(self.num_classes, multi_label).clone(prefix="train/clip_")
+        self.val_metrics = classification_metrics(self.num_classes, multi_label).clone(prefix="val/clip_")
+        self.test_metrics = classification_metrics(self.num_classes, multi_label).clone(prefix="test/video_")
+        self.test_videos = VideoPredictions()
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.backbone(video)
 
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.float().sigmoid() if self.multi_label else logits.float().softmax(dim=-1)
+
+    def _metric_targets(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels.int() if self.multi_label else labels
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self(batch["video"])
-        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.label_smoothing)
-        self.train_top1(logits, batch["label"])
+        video, targets = batch["video"], batch["label"]
+        if self.mixing.active:
+            targets = targets.float() if self.multi_label else F.one_hot(targets, self.num_classes).float()
+            video, targets = self.mixing(video, targets)
+        logits = self(video)
+        loss = classification_loss(logits, targets, self.multi_label, self.label_smoothing)
+        self._stop_unless_finite(loss, batch_idx)
+        self.train_metrics.update(logits.float(), self._metric_targets(batch["label"]))
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/clip_top1", self.train_top1, on_step=False, on_epoch=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         self.log("train/skipped_videos", batch["skipped"].sum().float(), on_step=False, on_epoch=True,
                  reduce_fx="sum", sync_dist=True)
         return loss
 
+    def _stop_unless_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Raise on every rank at once when any rank's loss is NaN or infinite: a rank stopping alone would leave
+        the others waiting forever in the next gradient all-reduce."""
+        if self.trainer.strategy.reduce_boolean_decision(not torch.isfinite(loss).item(), all=False):
+            raise FloatingPointError(
+                f"the training loss is not finite at global step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}; this rank's loss: {loss.item()}), so every rank stops here. Lower the lr, clip "
+                f"gradients (trainer.gradient_clip_val), use bf16-mixed rather than 16-mixed precision, or check the "
+                f"data for NaNs")
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         valid = batch["valid"]
         logits, labels = self(batch["video"])[valid], batch["label"][valid]
-        self.log("val/loss", F.cross_entropy(logits, labels), sync_dist=True)
-        self.val_top1(logits, labels)
-        self.val_top5(logits, labels)
-        self.log("val/clip_top1", self.val_top1, prog_bar=True)
-        self.log("val/clip_top5", self.val_top5)
+        self.log("val/loss", classification_loss(logits, labels, self.multi_label, 0.0), sync_dist=True)
+        self.val_metrics.update(logits.float(), self._metric_targets(labels))
+        self.log_dict(self.val_metrics, prog_bar=True)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         valid = batch["valid"]
-        self.test_accuracy.update(self(batch["video"])[valid], batch["label"][valid], batch["video_index"][valid],
-                                  batch["clip_index"][valid], batch["aug_index"][valid])
+        self.test_videos.update(self.probabilities(self(batch["video"])[valid]), batch["label"][valid],
+                                batch["video_index"][valid], batch["clip_index"][valid], batch["aug_index"][valid])
         self.log("test/unreadable_views", (~valid).sum().float(), reduce_fx="sum", sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
-        result = self.test_accuracy.compute()
-        self.log("test/videos", result.pop("videos"))
-        self.log_dict({f"test/video_{name}": value for name, value in result.items()})
-        self.test_accuracy.reset()
+        videos = self.test_videos.compute()  # every rank's views, gathered
+        self.log("test/videos", float(len(videos.labels)))
+        # forward, not compute: the videos are gathered already, another sync would count each once per rank
+        self.log_dict(self.test_metrics(videos.probs, self._metric_targets(videos.labels)))
+        self.test_metrics.reset()
+        self.test_videos.reset()
+
+    def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """Class probabilities of each view; `predictions.PredictionWriter` averages them per video."""
+        return self.probabilities(self(batch["video"]))
 
     def configure_optimizers(self) -> dict:
-        optimizer = self.optimizer(self.parameters())
+        optimizer = self.optimizer(parameter_groups(self, self.no_weight_decay))
         if self.lr_scheduler is None:
             return {"optimizer": optimizer}
         scheduler = self.lr_scheduler(optimizer)

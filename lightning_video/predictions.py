@@ -1,0 +1,67 @@
+"""PredictionWriter: each video's top-k labels with scores, from the test-time views, as CSV and JSON."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import BasePredictionWriter
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+
+from lightning_video.metrics import VideoPredictions
+from lightning_video.runs import run_dir
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes `predictions.csv` (columns video, rank, label, score) and `predictions.json` (per video its top-k
+    labels and scores). A video's scores are its views' probabilities averaged, as in testing; videos that cannot
+    be read are named in a warning and left out.
+
+    Args:
+        output_dir: folder for the two files; None: the run folder, next to its config.
+        top_k: labels per video.
+    """
+
+    def __init__(self, output_dir: str | None = None, top_k: int = 5) -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = output_dir
+        self.top_k = top_k
+        self.views = VideoPredictions()
+
+    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.views = VideoPredictions().to(pl_module.device)
+
+    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: torch.Tensor,
+                           batch_indices: object, batch: dict, batch_idx: int, dataloader_idx: int) -> None:
+        valid = batch["valid"]
+        self.views.update(prediction[valid], batch["label"][valid], batch["video_index"][valid],
+                          batch["clip_index"][valid], batch["aug_index"][valid])
+
+    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        per_video = self.views.compute()  # a collective: every rank takes part
+        if not trainer.is_global_zero:
+            return
+        folder = Path(self.output_dir) if self.output_dir else run_dir(trainer)
+        paths = [path for path, _ in trainer.predict_dataloaders.dataset.videos]
+        names = trainer.datamodule.class_names
+        top = per_video.probs.cpu().topk(min(self.top_k, per_video.probs.shape[1]), dim=1)
+        results = [{"video": paths[video], "labels": [names[label] for label in labels],
+                    "scores": [round(score, 6) for score in scores]}
+                   for video, labels, scores in zip(per_video.videos.tolist(), top.indices.tolist(),
+                                                    top.values.tolist())]
+        unreadable = sorted(set(paths) - {result["video"] for result in results})
+        if unreadable:
+            rank_zero_warn(f"{len(unreadable)} videos could not be read and have no prediction: "
+                           f"{', '.join(unreadable[:5])}{' …' if len(unreadable) > 5 else ''}")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "predictions.json").write_text(json.dumps(results, indent=1))
+        with open(folder / "predictions.csv", "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["video", "rank", "label", "score"])
+            for result in results:
+                for rank, (label, score) in enumerate(zip(result["labels"], result["scores"]), start=1):
+                    writer.writerow([result["video"], rank, label, score])
+        rank_zero_info(f"predictions for {len(results)} videos: {folder / 'predictions.csv'}, "
+                       f"{folder / 'predictions.json'}")

@@ -1,15 +1,21 @@
-"""VideoDataModule and VideoClipDataset: shapes, labels, views, and unreadable or missing data."""
+"""VideoDataModule and VideoClipDataset: shapes, labels, views, and unreadable or missing data (skipped, counted,
+flagged, and stopped past `max_skip_fraction`)."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
+import published_layouts
 from lightning_video.data.datamodule import SyntheticTask, VideoDataModule
 from lightning_video.data.dataset import VideoClipDataset
 from lightning_video.data.transforms import evaluation_transform
+from lightning_video.models import VideoTransformer
+from lightning_video.module import VideoClassifier
 
 
 def small_datamodule(root: Path, **overrides) -> VideoDataModule:
@@ -113,3 +119,60 @@ def test_synthetic_task_is_generated_once(tmp_path: Path):
     datamodule.prepare_data()
     assert csv.stat().st_mtime_ns == written
     assert len(csv.read_text().splitlines()) == 12
+
+
+@pytest.mark.parametrize("store", ["webm", "frames"])
+def test_unreadable_videos_of_other_layouts_are_replaced_counted_and_flagged(tmp_path: Path, store: str):
+    root = published_layouts.ssv2(tmp_path, store=store)
+    if store == "webm":
+        (root / "20bn-something-something-v2/78687.webm").unlink()  # listed in train.json, not on disk
+        (root / "20bn-something-something-v2/74225.webm").write_bytes(b"")
+    else:
+        for frame in range(1, 5):  # the whole first segment, so that every draw reads a broken image
+            (root / f"frames/78687/{frame:06d}.jpg").write_text("not an image")
+        truncated = root / "frames/74225/000002.jpg"  # frame 1: the first segment's centre
+        truncated.write_bytes(truncated.read_bytes()[:300])
+    datamodule = small_datamodule(root, dataset="ssv2", crop_size=16, train_min_short_side=16,
+                                  train_max_short_side=16, test_clips=1, test_crops=1)
+    datamodule.setup("fit")
+    torch.manual_seed(0)
+    samples = [datamodule.datasets["train"][i] for i in range(3)]
+    assert samples[0]["skipped"] >= 1 and samples[0]["video_index"] != 0  # video 0 replaced...
+    assert [s["skipped"] for s in samples[1:]] == [0, 0]  # ...and counted once per unreadable draw
+    datamodule.setup("test")
+    assert [datamodule.datasets["test"][i]["valid"] for i in range(2)] == [False, True]
+
+
+class FakeTrainer(SimpleNamespace):
+    """What the skip guard reads of a trainer, on one process."""
+
+    def __init__(self, batches: int) -> None:
+        super().__init__(training=True, current_epoch=0, num_training_batches=batches,
+                         strategy=SimpleNamespace(reduce_boolean_decision=lambda decision, all: decision))
+
+
+def test_skips_above_the_fraction_of_an_epoch_stop_training(motion_root: Path):
+    datamodule = small_datamodule(motion_root, max_skip_fraction=0.25)  # 4 batches of 4: stop past 4 skips
+    datamodule.trainer = FakeTrainer(batches=4)
+    skipping = {"skipped": torch.tensor([0, 1, 0, 1])}
+    datamodule.on_after_batch_transfer(skipping, 0)
+    datamodule.on_after_batch_transfer(skipping, 0)  # 4 skipped: at the limit, not above
+    datamodule.trainer.current_epoch = 1  # each epoch counts afresh
+    datamodule.on_after_batch_transfer(skipping, 0)
+    datamodule.on_after_batch_transfer(skipping, 0)
+    with pytest.raises(RuntimeError, match=r"max_skip_fraction=0.25 of the 16 samples of epoch 1 on a rank \(6 so "
+                                           r"far.*check-data"):
+        datamodule.on_after_batch_transfer(skipping, 0)
+    datamodule.trainer.training = False  # validation and test batches are not counted
+    datamodule.on_after_batch_transfer(skipping, 0)
+
+
+def test_lightning_calls_the_skip_guard_during_fit(motion_root: Path, tmp_path: Path):
+    corrupt_copy(motion_root, tmp_path / "data")
+    datamodule = small_datamodule(tmp_path / "data", max_skip_fraction=0.01)
+    backbone = VideoTransformer("space", num_classes=8, img_size=24, patch_size=12, num_frames=4, embed_dim=16,
+                                depth=1, num_heads=2)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    with pytest.raises(RuntimeError, match="too many unreadable training videos"):
+        trainer.fit(VideoClassifier(backbone), datamodule=datamodule)

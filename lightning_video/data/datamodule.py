@@ -1,4 +1,5 @@
-"""VideoDataModule: a video classification dataset in the Kinetics CSV layout, the papers' sampling and views."""
+"""VideoDataModule: a video dataset in its published layout (`layouts`), the papers' sampling, augmentation and
+views, a guard against too many unreadable videos, and prediction on a video file or a folder of videos."""
 from __future__ import annotations
 
 import json
@@ -6,17 +7,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorchvideo.data.labeled_video_paths import LabeledVideoPaths
 from torch.utils.data import DataLoader
 
-from lightning_video.data import synthetic
+from lightning_video.data import layouts, synthetic
 from lightning_video.data.dataset import VideoClipDataset
+from lightning_video.data.layouts import LAYOUTS, VIDEO_SUFFIXES, Label, VideoList
+from lightning_video.data.sampling import SAMPLINGS
 from lightning_video.data.transforms import evaluation_transform, train_transform
-
-SPLITS = ("train", "val", "test")
-LAYOUT = ("{root}/train.csv, {root}/val.csv and {root}/test.csv, one `path label` line per video (paths "
-          "relative to {root} or absolute, integer labels), and optionally {root}/classes.txt with one class "
-          "name per line")
 
 
 @dataclass
@@ -41,45 +38,84 @@ class SyntheticTask:
 
 
 class VideoDataModule(pl.LightningDataModule):
-    """Train/val/test loaders over a folder in the Kinetics CSV layout (what PyTorchVideo's Kinetics reads).
+    """Train/val/test loaders over a dataset in its published layout: `dataset` names it (see `layouts.LAYOUTS`).
 
-    Training clips are `num_frames` frames taken one every `sampling_rate` from a random start, short side
-    scaled to a random size in [`train_min_short_side`, `train_max_short_side`], randomly cropped and flipped.
+    Training clips are `num_frames` frames taken one every `sampling_rate` from a random start (or one per segment:
+    `sampling`), short side scaled to a random size in [`train_min_short_side`, `train_max_short_side`], randomly
+    cropped and flipped. An unreadable training video is replaced by another and counted; more than
+    `max_skip_fraction` of an epoch's samples stops the run on every rank.
     Validation is clip-level (one centre clip and crop per video, logged as `val/clip_*`); testing takes
-    `test_clips` evenly spaced clips × `test_crops` crops per video and the module averages them per video.
+    `test_clips` evenly spaced clips × `test_crops` crops per video and the module averages them per video;
+    prediction takes the same views of the videos at `path`.
 
     Args:
-        root: dataset folder (layout: train.csv, val.csv, test.csv, optional classes.txt).
+        root: dataset folder, in the layout of `dataset`; fit, validate and test need it.
+        dataset: its layout: "csv", "folder" (one folder per class) or "kinetics" (either), "ssv2", "ucf101",
+            "hmdb51", "charades" (multi-label) or "diving48"; the error for a missing file describes the layout.
+        fold: the official train/test split of UCF101 and HMDB51 (1, 2 or 3).
         num_frames: frames per clip (linked to the model's `num_frames`).
-        sampling_rate: one frame in `sampling_rate` of the video.
+        sampling_rate: one frame in `sampling_rate` of the video (unused by segment sampling).
+        sampling: "clip" (frames at `sampling_rate`) or "segments" (TSN: one frame per segment of the whole video);
+            None: the papers' choice for the dataset (segments for SSv2).
         crop_size: side of the square crop (linked to the model's `img_size`).
         train_min_short_side: lower bound of the training short-side scale.
         train_max_short_side: upper bound of the training short-side scale.
-        horizontal_flip: random horizontal flips in training (off for direction-sensitive data such as SSv2).
+        horizontal_flip: random horizontal flips in training; None: on, but off for SSv2 (a flip turns "left" into
+            "right").
+        augment: X-ViT's augmentation policy on training frames: "autoaugment", "randaugment", "augmix" or None.
+        random_erasing: probability of erasing a random box of a training clip (X-ViT on SSv2: 0.5).
         test_clips: temporal clips per video at test time.
         test_crops: spatial crops per clip at test time (1 centre, or 3 left/centre/right).
         mean: per-channel normalisation mean (of frames scaled to [0, 1]).
         std: per-channel normalisation std.
         batch_size: clips per batch per device.
         num_workers: data-loading processes per device.
+        max_skip_fraction: stop training when, on any rank, an epoch's unreadable videos outnumber this fraction
+            of its samples (`check-data` lists them).
         synthetic: generate this synthetic task into `root` first if `root` does not hold it yet.
+        path: the videos to predict: a video file, or a folder searched recursively for video files.
+        class_names: the label names, the i-th naming label i; None reads them from the data (see `class_names`).
+            `predict --ckpt_path` sets them from the checkpoint.
     """
 
-    def __init__(self, root: str, num_frames: int = 8, sampling_rate: int = 32, crop_size: int = 224,
-                 train_min_short_side: int = 256, train_max_short_side: int = 320, horizontal_flip: bool = True,
-                 test_clips: int = 1, test_crops: int = 3, mean: tuple[float, float, float] = (0.45, 0.45, 0.45),
+    def __init__(self, root: str | None = None, dataset: str = "csv", fold: int = 1, num_frames: int = 8,
+                 sampling_rate: int = 32, sampling: str | None = None, crop_size: int = 224,
+                 train_min_short_side: int = 256, train_max_short_side: int = 320, horizontal_flip: bool | None = None,
+                 augment: str | None = None, random_erasing: float = 0.0, test_clips: int = 1, test_crops: int = 3,
+                 mean: tuple[float, float, float] = (0.45, 0.45, 0.45),
                  std: tuple[float, float, float] = (0.225, 0.225, 0.225), batch_size: int = 8,
-                 num_workers: int = 4, synthetic: SyntheticTask | None = None) -> None:
+                 num_workers: int = 4, max_skip_fraction: float = 0.5, synthetic: SyntheticTask | None = None,
+                 path: str | None = None, class_names: list[str] | None = None) -> None:
         super().__init__()
-        self.root = Path(root)
+        if synthetic is not None and root is None:
+            raise ValueError("data.synthetic needs data.root: the folder to generate the synthetic task into")
+        if synthetic is not None and dataset != "csv":
+            raise ValueError(f"data.synthetic writes the csv layout, but data.dataset is {dataset!r}: set it to csv")
+        if dataset not in LAYOUTS:
+            raise ValueError(f"unknown data.dataset {dataset!r}; valid: {', '.join(LAYOUTS)}")
+        if fold not in (1, 2, 3):
+            raise ValueError(f"data.fold={fold}: UCF101 and HMDB51 have the official splits 1, 2 and 3")
+        if sampling is not None and sampling not in SAMPLINGS:
+            raise ValueError(f"unknown data.sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}")
+        layout = LAYOUTS[dataset]
+        self.root = Path(root) if root is not None else None
+        self.dataset = dataset
+        self.fold = fold
+        self.sampling = sampling or layout.sampling
+        self.max_skip_fraction = max_skip_fraction
+        self._lists: dict[str, VideoList] = {}
+        self._skips = (-1, 0)  # (epoch, unreadable videos so far in it on this rank)
+        self.path = path
+        self._class_names = class_names
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
         self.crop_size = crop_size
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.synthetic = synthetic
-        self.train_transform = train_transform(crop_size, train_min_short_side, train_max_short_side,
-                                               horizontal_flip, mean, std)
+        self.train_transform = train_transform(
+            crop_size, train_min_short_side, train_max_short_side,
+            layout.horizontal_flip if horizontal_flip is None else horizontal_flip, mean, std, augment, random_erasing)
         self.evaluation_transform = evaluation_transform(crop_size, test_crops, mean, std)
         self.test_clips = test_clips
         self.test_crops = test_crops
@@ -87,18 +123,21 @@ class VideoDataModule(pl.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        """Names from classes.txt (or the synthetic task), else the label numbers found in the CSVs."""
+        """The names given, else those of the synthetic task, else the dataset's (read with its training split)."""
+        if self._class_names is not None:
+            return self._class_names
         if self.synthetic is not None:
             return synthetic.task_classes(self.synthetic.task)
-        names_file = self.root / "classes.txt"
-        if names_file.is_file():
-            return names_file.read_text().splitlines()
-        labels = {label for split in SPLITS for _, label in self._videos(split)}
-        return [str(label) for label in range(max(labels) + 1)]
+        return self._list("train").classes
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether labels are multi-hot (Charades): the model must be built with `multi_label` too."""
+        return LAYOUTS[self.dataset].multi_label
 
     def prepare_data(self) -> None:
         """Generate the synthetic task (once, on one process) if it is configured and not on disk yet."""
@@ -112,28 +151,74 @@ class VideoDataModule(pl.LightningDataModule):
                 return
         synthetic.generate(out=self.root, **wanted)
 
-    def _videos(self, split: str) -> list[tuple[str, int]]:
-        csv = self.root / f"{split}.csv"
-        if not csv.is_file():
-            problem = f"data folder {self.root} does not exist" if not self.root.is_dir() else f"{csv} is missing"
-            raise FileNotFoundError(f"{problem}. Expected the Kinetics CSV layout: {LAYOUT.format(root=self.root)}. "
-                                    f"For a demo, set data.synthetic to generate a synthetic task there.")
-        paths = LabeledVideoPaths.from_path(str(csv))
-        paths.path_prefix = str(self.root)
-        return [(path, info["label"]) for path, info in paths]
+    def state_dict(self) -> dict:
+        """The label names, for predictions from a checkpoint far from the dataset (`cli` reads them back)."""
+        return {"class_names": self.class_names}
+
+    def _list(self, split: str) -> VideoList:
+        """The split's videos and classes, read once (SSv2's label files are large)."""
+        if self.root is None:
+            raise ValueError(f"data.root is not set; the {split} split (and the label names, unless data.class_names "
+                             f"gives them) come from a dataset folder in the {self.dataset} layout: "
+                             f"{LAYOUTS[self.dataset].expected.format(root='ROOT')}")
+        if split not in self._lists:
+            self._lists[split] = layouts.read(self.dataset, self.root, split, self.fold)
+        return self._lists[split]
+
+    def videos(self, split: str) -> list[tuple[str, Label]]:
+        """The (path, label) pairs of a split ("train", "val" or "test")."""
+        return self._list(split).videos
 
     def setup(self, stage: str) -> None:
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if model is not None and getattr(model, "multi_label", self.multi_label) != self.multi_label:
+            raise ValueError(f"data.dataset={self.dataset} has {'multi-hot' if self.multi_label else 'single'} labels "
+                             f"but model.multi_label={model.multi_label}: set model.multi_label={self.multi_label}")
         views = dict(clips_per_video=self.test_clips, crops_per_video=self.test_crops)
-        clip = dict(num_frames=self.num_frames, sampling_rate=self.sampling_rate)
+        clip = dict(num_frames=self.num_frames, sampling_rate=self.sampling_rate, sampling=self.sampling)
         if stage == "fit":
-            self.datasets["train"] = VideoClipDataset(self._videos("train"), **clip, transform=self.train_transform,
+            self.datasets["train"] = VideoClipDataset(self.videos("train"), **clip, transform=self.train_transform,
                                                       train=True)
         if stage in ("fit", "validate"):
-            self.datasets["val"] = VideoClipDataset(self._videos("val"), **clip,
+            self.datasets["val"] = VideoClipDataset(self.videos("val"), **clip,
                                                     transform=self.evaluation_transform, train=False)
         if stage == "test":
-            self.datasets["test"] = VideoClipDataset(self._videos("test"), **clip, **views,
+            self.datasets["test"] = VideoClipDataset(self.videos("test"), **clip, **views,
                                                      transform=self.evaluation_transform, train=False)
+        if stage == "predict":
+            self.datasets["predict"] = VideoClipDataset(self._videos_to_predict(), **clip, **views,
+                                                        transform=self.evaluation_transform, train=False)
+
+    def _videos_to_predict(self) -> list[tuple[str, int]]:
+        """(path, -1) for the video at `path` or each video file under it (-1: no label)."""
+        if self.path is None:
+            raise ValueError("predict needs data.path: a video file or a folder of videos")
+        path = Path(self.path)
+        if not path.exists():
+            raise FileNotFoundError(f"data.path {path} does not exist")
+        files = [path] if path.is_file() else sorted(file for file in path.rglob("*")
+                                                     if file.suffix.lower() in VIDEO_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under data.path {path}")
+        return [(str(file), -1) for file in files]
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Stop every rank at once when this epoch's unreadable training videos on any rank pass `max_skip_fraction`
+        of its samples: a rank stopping alone would leave the others waiting in the next gradient all-reduce."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return batch
+        epoch, skipped = self._skips
+        skipped = (skipped if epoch == trainer.current_epoch else 0) + int(batch["skipped"].sum())
+        self._skips = (trainer.current_epoch, skipped)
+        samples = trainer.num_training_batches * self.batch_size
+        if trainer.strategy.reduce_boolean_decision(skipped > self.max_skip_fraction * samples, all=False):
+            raise RuntimeError(
+                f"too many unreadable training videos: more than data.max_skip_fraction={self.max_skip_fraction} of "
+                f"the {samples} samples of epoch {trainer.current_epoch} on a rank ({skipped} so far on this one). "
+                f"List them with `python -m lightning_video check-data --config CONFIG`, then repair or remove them, "
+                f"or raise data.max_skip_fraction")
+        return batch
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
@@ -148,3 +233,6 @@ class VideoDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False)

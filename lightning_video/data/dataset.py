@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from lightning_video.data.decode import UnreadableVideo, VideoReader, clip_indices
+from lightning_video.data.decode import UnreadableVideo, open_video
+from lightning_video.data.layouts import Label
+from lightning_video.data.sampling import SAMPLINGS
 from lightning_video.data.transforms import Transform
 
 
@@ -24,9 +26,11 @@ class VideoClipDataset(Dataset):
     video yields zero clips flagged `valid=False`, which the metrics leave out and count.
 
     Args:
-        videos: (path, label) pairs.
+        videos: (path, label) pairs; a path is a video file or a folder of frames, a label a class index or a
+            multi-hot float tensor.
         num_frames: frames per clip.
         sampling_rate: take one frame in `sampling_rate` (frames × rate source frames per clip).
+        sampling: which frames a clip takes: "clip" or "segments" (see `sampling`).
         transform: applied to the sample dict (its "video" is uint8 `[T, H, W, 3]`).
         train: random clips and replacement of unreadable videos, or fixed evaluation views.
         clips_per_video: evaluation clips per video.
@@ -34,11 +38,14 @@ class VideoClipDataset(Dataset):
         max_consecutive_failures: in training, give up with an error after this many unreadable videos in a row.
     """
 
-    def __init__(self, videos: list[tuple[str, int]], num_frames: int, sampling_rate: int, transform: Transform,
+    def __init__(self, videos: list[tuple[str, Label]], num_frames: int, sampling_rate: int, transform: Transform,
                  train: bool, clips_per_video: int = 1, crops_per_video: int = 1,
-                 max_consecutive_failures: int = 10) -> None:
+                 max_consecutive_failures: int = 10, sampling: str = "clip") -> None:
         if not videos:
             raise ValueError("no videos given")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}")
+        self.sampling = sampling
         self.videos = videos
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
@@ -55,18 +62,10 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos) * self.views_per_video
 
-    def _clip_start(self, num_video_frames: int, clip_index: int) -> int:
-        span = max(num_video_frames - (self.num_frames - 1) * self.sampling_rate - 1, 0)
-        if self.train:
-            return int(torch.randint(span + 1, ()).item())
-        if self.clips_per_video == 1:
-            return span // 2
-        return round(span * clip_index / (self.clips_per_video - 1))
-
     def _read(self, video_index: int, clip_index: int) -> torch.Tensor:
-        with VideoReader(self.videos[video_index][0]) as reader:
-            start = self._clip_start(reader.num_frames, clip_index)
-            return reader.read(clip_indices(reader.num_frames, self.num_frames, self.sampling_rate, start))
+        with open_video(self.videos[video_index][0]) as reader:
+            return reader.read(SAMPLINGS[self.sampling](reader.num_frames, self.num_frames, self.sampling_rate,
+                                                        clip_index, self.clips_per_video, self.train))
 
     def __getitem__(self, index: int) -> dict:
         video_index, view = divmod(index, self.views_per_video)

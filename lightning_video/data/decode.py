@@ -1,17 +1,22 @@
-"""Decode only the frames a clip needs, with PyAV.
+"""Decode only the frames a clip needs: from a video file with PyAV, or from a folder of extracted frames.
 
 A clip of `num_frames` at `sampling_rate` uses one frame in `sampling_rate`; decoding and converting every
 frame of the window (what PyTorchVideo's time-based `get_clip` does) wastes most of the work. We seek to
 the keyframe before the first needed frame, decode forward, and convert to RGB only the frames we keep.
+A folder of frames (how SSv2 is often stored) is read the same way: only the sampled images are decoded.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
+from PIL import Image
+
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class UnreadableVideo(RuntimeError):
@@ -20,6 +25,7 @@ class UnreadableVideo(RuntimeError):
     def __init__(self, path: str | Path, reason: object) -> None:
         super().__init__(f"cannot read video {path}: {reason}")
         self.path = str(path)
+        self.reason = str(reason)
 
 
 class VideoReader:
@@ -29,9 +35,12 @@ class VideoReader:
         self.path = str(path)
         try:
             self._container = av.open(self.path)
-            self._stream = self._container.streams.video[0]
-        except (av.FFmpegError, OSError, IndexError, UnicodeDecodeError) as error:
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
             raise UnreadableVideo(path, error) from error
+        if not self._container.streams.video:
+            self.close()
+            raise UnreadableVideo(path, "no video stream")
+        self._stream = self._container.streams.video[0]
         self._stream.thread_count = 1  # one decoder thread per data worker; workers give the parallelism
         self.fps = float(self._stream.average_rate or self._stream.guessed_rate or 0)
         if self.fps <= 0:
@@ -54,29 +63,35 @@ class VideoReader:
         start = self._stream.start_time or 0
         return int(round(float((frame.pts - start) * self._stream.time_base) * self.fps))
 
-    def read(self, indices: Sequence[int]) -> torch.Tensor:
-        """Frames at `indices` (ascending, repeats allowed) as uint8 `[T, H, W, 3]`."""
-        wanted = set(int(i) for i in indices)
-        first, last = min(wanted), max(wanted)
-        found: dict[int, np.ndarray] = {}
+    def _decoded(self, first: int, last: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """(index, frame) from the keyframe before `first` up to `last`."""
+        start = self._stream.start_time or 0
         try:
-            start = self._stream.start_time or 0
             self._container.seek(start + int(first / self.fps / self._stream.time_base), stream=self._stream,
                                  backward=True, any_frame=False)
             for frame in self._container.decode(self._stream):
                 if frame.pts is None:
                     continue
                 index = self._frame_index(frame)
-                if index in wanted:
-                    found[index] = frame.to_ndarray(format="rgb24")
+                yield index, frame
                 if index >= last:
                     break
         except (av.FFmpegError, OSError, ValueError) as error:
             raise UnreadableVideo(self.path, error) from error
-        missing = wanted - found.keys()
-        if missing:
-            raise UnreadableVideo(self.path, f"frames {sorted(missing)[:5]} of {self.num_frames} could not be decoded")
+
+    def read(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at `indices` (ascending, repeats allowed) as uint8 `[T, H, W, 3]`."""
+        wanted = set(int(i) for i in indices)
+        found = {index: frame.to_ndarray(format="rgb24")
+                 for index, frame in self._decoded(min(wanted), max(wanted)) if index in wanted}
+        _raise_if_missing(self.path, wanted - found.keys(), self.num_frames)
         return torch.from_numpy(np.stack([found[int(i)] for i in indices]))
+
+    def check(self) -> None:
+        """Decode every frame (without converting it): raises UnreadableVideo if any frame a clip may take is not
+        there, e.g. in a truncated file whose header promises more."""
+        decoded = {index for index, _ in self._decoded(0, self.num_frames - 1)}
+        _raise_if_missing(self.path, set(range(self.num_frames)) - decoded, self.num_frames)
 
     def close(self) -> None:
         self._container.close()
@@ -88,7 +103,55 @@ class VideoReader:
         self.close()
 
 
-def clip_indices(num_video_frames: int, num_frames: int, sampling_rate: int, start: int) -> np.ndarray:
-    """`num_frames` indices one every `sampling_rate` from `start`, clamped to the video (short videos repeat
-    their last frame, as in the official TimeSformer loader)."""
-    return np.clip(start + np.arange(num_frames) * sampling_rate, 0, num_video_frames - 1)
+class FrameFolder:
+    """A video stored as one image per frame (`<folder>/*.jpg` or `*.png`, in natural order: `img_2` before
+    `img_10`), with the reader's interface. Its frame rate is unknown and not needed: sampling counts frames."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._frames = sorted((file for file in Path(path).iterdir() if file.suffix.lower() in FRAME_SUFFIXES),
+                              key=_natural_key)
+        self.num_frames = len(self._frames)
+        if not self._frames:
+            raise UnreadableVideo(path, f"no frames ({', '.join(FRAME_SUFFIXES)}) in the folder")
+
+    def _image(self, index: int) -> torch.Tensor:
+        try:
+            with Image.open(self._frames[index]) as image:
+                return torch.from_numpy(np.asarray(image.convert("RGB")).copy())
+        except OSError as error:  # PIL's UnidentifiedImageError and truncated-file errors are OSErrors
+            raise UnreadableVideo(self.path, f"frame {self._frames[index].name}: {error}") from error
+
+    def read(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at `indices` as uint8 `[T, H, W, 3]`; each distinct image is decoded once."""
+        images = {int(i): self._image(int(i)) for i in set(indices)}
+        try:
+            return torch.stack([images[int(i)] for i in indices])
+        except RuntimeError as error:  # frames of different sizes
+            raise UnreadableVideo(self.path, error) from error
+
+    def check(self) -> None:
+        self.read(range(self.num_frames))
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FrameFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def open_video(path: str | Path) -> VideoReader | FrameFolder:
+    """A reader for a video file, or for a folder of frames."""
+    return FrameFolder(path) if Path(path).is_dir() else VideoReader(path)
+
+
+def _raise_if_missing(path: str, missing: set[int], num_frames: int) -> None:
+    if missing:
+        raise UnreadableVideo(path, f"frames {sorted(missing)[:5]} of {num_frames} could not be decoded")
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]

@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from pytorchvideo.transforms import ApplyTransformToKey, ConvertUint8ToFloat, Normalize, ShortSideScale, \
+from pytorchvideo.transforms import ApplyTransformToKey, ConvertUint8ToFloat, Normalize, Permute, ShortSideScale, \
     UniformCropVideo, create_video_transform
-from torchvision.transforms import Compose, Lambda
+from torchvision.transforms import AutoAugment, Compose, Lambda, RandomErasing
 
 Sample = dict
 Transform = Callable[[Sample], Sample]
+# name → PyTorchVideo's `aug_type` (RandAugment and AugMix for video: one draw of the ops for all frames), or None
+# for torchvision's ImageNet AutoAugment policy, which also draws once for the whole `[T, C, H, W]` clip.
+AUGMENTS = {"randaugment": "randaug", "augmix": "augmix", "autoaugment": None}
 
 
 def _channels_first(frames: torch.Tensor) -> torch.Tensor:
@@ -21,13 +24,27 @@ def _channels_first(frames: torch.Tensor) -> torch.Tensor:
 
 
 def train_transform(crop_size: int, min_short_side: int, max_short_side: int, horizontal_flip: bool,
-                    mean: Sequence[float], std: Sequence[float]) -> Transform:
-    """TimeSformer training: short side random in [min, max], a random crop, and (not for SSv2-like data) a flip."""
+                    mean: Sequence[float], std: Sequence[float], augment: str | None = None,
+                    random_erasing: float = 0.0) -> Transform:
+    """Short side random in [min, max], a random crop and (not for SSv2-like data) a flip: TimeSformer's recipe.
+
+    X-ViT's adds an `augment` policy on the uint8 frames (a key of AUGMENTS; the paper uses AutoAugment) and, with
+    probability `random_erasing`, erases one random box through all frames of the normalised clip. (Its scale
+    jitter, 0.9–1.33× of a 256 short side, is `min_short_side` 230, `max_short_side` 340.)
+    """
+    if augment is not None and augment not in AUGMENTS:
+        raise ValueError(f"unknown augment {augment!r}; valid: {', '.join(AUGMENTS)} (or none)")
+    autoaugment = [ApplyTransformToKey("video", Compose([Permute((1, 0, 2, 3)), AutoAugment(),
+                                                        Permute((1, 0, 2, 3))]))] if augment == "autoaugment" else []
+    erasing = [ApplyTransformToKey("video", RandomErasing(p=random_erasing))] if random_erasing > 0 else []
     return Compose([
         ApplyTransformToKey("video", Lambda(_channels_first)),
+        *autoaugment,
         create_video_transform("train", video_key="video", num_samples=None, video_mean=tuple(mean),
                                video_std=tuple(std), min_size=min_short_side, max_size=max_short_side,
-                               crop_size=crop_size, horizontal_flip_prob=0.5 if horizontal_flip else 0.0),
+                               crop_size=crop_size, horizontal_flip_prob=0.5 if horizontal_flip else 0.0,
+                               aug_type=AUGMENTS.get(augment) or "default"),
+        *erasing,
     ])
 
 

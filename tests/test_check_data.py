@@ -1,0 +1,65 @@
+"""`python -m lightning_video check-data`: every split scanned, every unreadable file listed with its reason."""
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import published_layouts
+
+
+def run_module(*args: str) -> int:
+    """`python -m lightning_video ARGS` in this process; its exit status."""
+    argv = sys.argv
+    sys.argv = ["lightning_video", *args]
+    try:
+        runpy.run_module("lightning_video", run_name="__main__")
+    except SystemExit as exit:
+        return exit.code
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def fit_config(folder: Path, **data: object) -> Path:
+    """A whole fit config, of which check-data reads only the data section."""
+    config = folder / "fit.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"max_epochs": 3}, "model": {"label_smoothing": 0.1}, "data": data}))
+    return config
+
+
+def test_check_data_lists_unreadable_videos_of_every_split(tmp_path: Path, capsys: pytest.CaptureFixture):
+    root = published_layouts.ucf101(tmp_path / "ucf")
+    videos = root / "UCF-101"
+    (videos / "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi").write_bytes(b"")
+    truncated = videos / "Archery/v_Archery_g08_c01.avi"  # it opens, but its last frames do not decode
+    truncated.write_bytes(truncated.read_bytes()[:int(truncated.stat().st_size * 0.9)])
+    (videos / "ApplyLipstick/v_ApplyLipstick_g01_c01.avi").write_text("not a video")
+    (videos / "Archery/v_Archery_g01_c01.avi").unlink()
+    config = fit_config(tmp_path, root=str(tmp_path / "elsewhere"), dataset="ucf101", num_workers=2)
+    out = tmp_path / "manifest.json"
+    assert run_module("check-data", "--config", str(config), "--data.root", str(root), "--out", str(out)) == 1
+    manifest = json.loads(out.read_text())
+    assert manifest["splits"] == {"train": {"videos": 3, "unreadable": 2}, "val": {"videos": 3, "unreadable": 2},
+                                  "test": {"videos": 3, "unreadable": 2}}
+    reasons = {Path(entry["path"]).name: (entry["reason"], entry["splits"]) for entry in manifest["unreadable"]}
+    assert set(reasons) == {"v_ApplyEyeMakeup_g08_c01.avi", "v_Archery_g08_c01.avi", "v_ApplyLipstick_g01_c01.avi",
+                            "v_Archery_g01_c01.avi"}
+    assert "No such file" in reasons["v_Archery_g01_c01.avi"][0]
+    assert reasons["v_ApplyEyeMakeup_g08_c01.avi"][1] == ["train"]
+    assert reasons["v_Archery_g01_c01.avi"][1] == ["val", "test"]
+    assert "train: 3 videos, 2 unreadable" in capsys.readouterr().out
+
+
+def test_check_data_passes_a_clean_dataset_and_reports_missing_splits(tmp_path: Path):
+    root = published_layouts.diving48(tmp_path / "diving")
+    config, out = fit_config(tmp_path, root=str(root), dataset="diving48", num_workers=0), tmp_path / "manifest.json"
+    assert run_module("check-data", "--config", str(config), "--out", str(out)) == 0
+    assert json.loads(out.read_text())["unreadable"] == []
+    (root / "Diving48_V2_test.json").unlink()
+    assert run_module("check-data", "--config", str(config), "--out", str(out)) == 1
+    assert "Diving48_V2_test.json is missing" in json.loads(out.read_text())["splits"]["test"]["error"]

@@ -9,14 +9,15 @@ from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePre
 def classification_metrics(num_classes: int, multi_label: bool) -> MetricCollection:
     """`top1` and `top5` accuracy (micro: the share of samples right, the Kinetics convention) and
     `mean_class_accuracy` (each class counts the same); for multi-label data, `map` (mean over classes of the
-    average precision, the Charades convention)."""
+    average precision, the Charades convention). No compute groups: torchmetrics merges metrics whose states are
+    equal after the first batch, and a first batch of one class (sorted validation lists) made top-5 report top-1."""
     if multi_label:
-        return MetricCollection({"map": MultilabelAveragePrecision(num_classes, average="macro")})
+        return MetricCollection({"map": MultilabelAveragePrecision(num_classes, average="macro")}, compute_groups=False)
     return MetricCollection({
         "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
         "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
         "mean_class_accuracy": MulticlassAccuracy(num_classes, average="macro"),
-    })
+    }, compute_groups=False)
 
 
 class PerVideo:

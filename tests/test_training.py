@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from lightning_video import monitoring
 from lightning_video.global_batch import GlobalBatch
 from lightning_video.losses import Mixing, classification_loss
-from lightning_video.metrics import VideoPredictions
+from lightning_video.metrics import VideoPredictions, classification_metrics
 from lightning_video.models import VideoTransformer
 from lightning_video.module import VideoClassifier
 from lightning_video.monitoring import ComputeMonitor
@@ -189,3 +189,16 @@ def test_multi_label_training_with_mixup_logs_map_per_clip_and_per_video():
     assert torch.isfinite(fit.callback_metrics["train/loss"]) and 0 <= fit.callback_metrics["val/clip_map"] <= 1
     (result,) = fit.test(model, loader(4, multi_label=True), verbose=False)
     assert 0 <= result["test/video_map"] <= 1 and result["test/videos"] == 4
+
+
+def test_top5_stays_top5_when_the_first_batch_is_one_class():
+    """Validation lists are sorted by class; a first batch of one class, scored by an untrained model, once made
+    torchmetrics share one state between top-5 and top-1."""
+    metrics = classification_metrics(8, multi_label=False)
+    metrics.update(torch.arange(8.0).expand(16, 8), torch.zeros(16, dtype=torch.long))  # class 0 ranked last
+    metrics.update(torch.eye(8)[torch.arange(16) % 8] * 5, torch.arange(16) % 8)  # every sample right
+    result = metrics.compute()
+    assert result["top1"] == pytest.approx(0.5) and result["top5"] == pytest.approx(0.5)
+    metrics.reset()
+    metrics.update(torch.arange(8.0).expand(16, 8), torch.full((16,), 4))  # class 4: 4th of 8 → in the top 5
+    assert metrics.compute()["top5"] == 1 and metrics.compute()["top1"] == 0

@@ -117,3 +117,8 @@ def main(args: list[str] | None = None) -> VideoCLI | None:
     # auto_configure_optimizers off: the module's own `optimizer` and `lr_scheduler` arguments are the config keys.
     return VideoCLI(VideoClassifier, VideoDataModule, args=args, save_config_callback=RunFiles,
                     save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+
+
+def run() -> None:
+    """The `lightning-video` console script: without this wrapper the returned CLI would print as the exit message."""
+    main()

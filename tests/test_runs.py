@@ -139,7 +139,6 @@ def test_wandb_run_is_written_offline_and_continued_on_resume(motion_root: Path,
 
 
 def test_tensorboard_logger_writes_events(motion_root: Path, tmp_path: Path):
-    pytest.importorskip("tensorboard", reason="TensorBoardLogger needs the tensorboard package")
     main(tiny_fit(motion_root, tmp_path, "--trainer.logger", "pytorch_lightning.loggers.TensorBoardLogger",
                   "--trainer.logger.init_args.save_dir", str(tmp_path)))
     run = tmp_path / "lightning_logs/version_0"

@@ -1,16 +1,21 @@
-"""The HF transformers Timesformer format: its tensor names (one table, read both ways) and `export_hf`.
+"""The HF transformers Timesformer format: its tensor names (one table, read both ways), `to_hf` and `export_hf`.
 
-`load_pretrained` reads HF checkpoints through `from_hf_name`; `export_hf` writes a directory that
+`load_pretrained` reads HF checkpoints through `from_hf_name`; `to_hf` builds the HF model with the same weights
+(the benchmark's reference), and `export_hf` writes it as a directory that
 `TimesformerForVideoClassification.from_pretrained` loads, for the three schemes HF implements.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from lightning_video.models.video_transformer import VideoTransformer
+
+if TYPE_CHECKING:
+    from transformers import TimesformerForVideoClassification
 
 # Our module (or parameter) names -> HF's; `#` stands for the block index.
 OURS_TO_HF = {
@@ -60,19 +65,18 @@ def from_hf_name(name: str) -> str | None:
     return _rename(name, HF_TO_OURS)
 
 
-def export_hf(model: VideoTransformer, directory: str | Path, id2label: dict[int, str] | None = None) -> Path:
-    """Write `model` as an HF `TimesformerForVideoClassification` directory (config.json + model.safetensors).
+def to_hf(model: VideoTransformer, id2label: dict[int, str] | None = None) -> TimesformerForVideoClassification:
+    """`model` as an HF `TimesformerForVideoClassification` in memory, with the same weights (a copy).
 
-    A model without a positional or temporal embedding (`pos_embed="none"` or `"space"`) is written with zeros
-    there, which computes the same. HF's `space_only` returns one prediction per frame (it does not average the
-    frames as the official code and this project do), so an exported space model matches HF frame by frame.
-    Training-only settings (dropout, stochastic depth) are left at HF's defaults: HF's config cannot even hold a
-    fractional `drop_path_rate` (it is typed int).
+    A model without a positional or temporal embedding (`pos_embed="none"` or `"space"`) gets zeros there, which
+    computes the same. HF's `space_only` returns one prediction per frame (it does not average the frames as the
+    official code and this project do), so a space model matches HF frame by frame. Training-only settings
+    (dropout, stochastic depth) are left at HF's defaults: HF's config cannot even hold a fractional
+    `drop_path_rate` (it is typed int).
 
     Args:
         model: a `space`, `joint` or `divided` VideoTransformer.
-        directory: where to write; created if needed.
-        id2label: class names by index, one per output of the head; None writes HF's `LABEL_i` names.
+        id2label: class names by index, one per output of the head; None gives HF's `LABEL_i` names.
     """
     from transformers import TimesformerConfig, TimesformerForVideoClassification  # slow to import: only here
 
@@ -99,6 +103,18 @@ def export_hf(model: VideoTransformer, directory: str | Path, id2label: dict[int
         if getattr(model, embedding) is None and name in expected:
             state[name] = torch.zeros_like(expected[name])
     reference.load_state_dict(state, strict=True)
+    return reference
+
+
+def export_hf(model: VideoTransformer, directory: str | Path, id2label: dict[int, str] | None = None) -> Path:
+    """Write `model` as an HF `TimesformerForVideoClassification` directory (config.json + model.safetensors) that
+    `from_pretrained` loads; see `to_hf` for what carries over.
+
+    Args:
+        model: a `space`, `joint` or `divided` VideoTransformer.
+        directory: where to write; created if needed.
+        id2label: class names by index, one per output of the head; None writes HF's `LABEL_i` names.
+    """
     directory = Path(directory)
-    reference.save_pretrained(directory)
+    to_hf(model, id2label).save_pretrained(directory)
     return directory

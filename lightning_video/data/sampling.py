@@ -2,7 +2,8 @@
 
 - `clip` (TimeSformer, X-ViT on Kinetics): `num_frames` frames one every `sampling_rate`, from a random start in
   training and from evenly spaced starts at test. The span is fixed in frames, so it covers more or less time with
-  the video's frame rate, as in the official code.
+  the video's frame rate, as in the official code. The official loader (and PyTorchVideo) spread the frames evenly
+  over the T·R-frame window instead (spacing (T·R − 1) / (T − 1), 36.4 at 8×32); ours steps by exactly R.
 - `segments` (TSN; the official TimeSformer and X-ViT code on SSv2): the whole video cut into `num_frames` equal
   segments, one random frame of each in training and each segment's centre at test. SSv2 videos are short and
   their label spans all of it, so every clip sees the whole action whatever its length.
@@ -15,7 +16,7 @@ import torch
 
 def clip_indices(num_video_frames: int, num_frames: int, sampling_rate: int, start: int) -> np.ndarray:
     """`num_frames` indices one every `sampling_rate` from `start`, clamped to the video (short videos repeat
-    their last frame, as in the official TimeSformer loader)."""
+    their last frame, as the official TimeSformer loader's clamping does; its spacing differs, see above)."""
     return np.clip(start + np.arange(num_frames) * sampling_rate, 0, num_video_frames - 1)
 
 

@@ -4,9 +4,33 @@ from __future__ import annotations
 import pytest
 import torch
 from pytorchvideo.data.ssv2 import SSv2
+from pytorchvideo.transforms.functional import uniform_temporal_subsample
 
-from lightning_video.data.sampling import segments
+from lightning_video.data.sampling import clip_indices, dense_clip, segments
 from lightning_video.data.transforms import AUGMENTS, train_transform
+
+
+def test_clip_frames_are_the_official_loaders():
+    # official `temporal_sampling`: linspace(start, start + T·R − 1, T), rounded down, clamped to the video
+    assert clip_indices(1000, 8, 32, start=10).tolist() == [10 + 255 * k // 7 for k in range(8)]
+    assert clip_indices(1000, 8, 32, start=10).tolist() == [10, 46, 82, 119, 155, 192, 228, 265]
+    assert clip_indices(1000, 16, 1, start=3).tolist() == list(range(3, 19))
+    assert clip_indices(50, 8, 32, start=0).tolist() == [0, 36, 49, 49, 49, 49, 49, 49]  # short: the last frame
+
+
+@pytest.mark.parametrize(("frames", "rate"), [(8, 32), (16, 16), (8, 8), (96, 4), (4, 1)])
+def test_clip_frames_match_pytorchvideos_subsample_of_the_window(frames: int, rate: int):
+    window = torch.arange(40, 40 + frames * rate)  # the T·R frames of the clip's duration
+    reference = uniform_temporal_subsample(window, frames, temporal_dim=0)
+    assert clip_indices(1000, frames, rate, start=40).tolist() == reference.tolist()
+
+
+def test_clip_windows_stay_in_the_video():
+    evaluation = [dense_clip(300, 8, 32, k, 3, train=False) for k in range(3)]
+    assert [clip[0] for clip in evaluation] == [0, 22, 44] and evaluation[-1][-1] == 299  # 300 − 256 = 44
+    torch.manual_seed(0)
+    starts = [dense_clip(300, 8, 32, 0, 1, train=True)[0] for _ in range(500)]
+    assert min(starts) == 0 and max(starts) == 44
 
 
 @pytest.mark.parametrize("video_frames", [1, 7, 12, 45, 100])

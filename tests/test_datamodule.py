@@ -52,13 +52,13 @@ def test_three_crops_are_left_centre_right():
     assert first_column == pytest.approx([0, 8, 16])
 
 
-def test_clip_frames_are_sampled_at_the_rate(motion_root: Path):
+def test_clip_frames_are_spread_over_the_window(motion_root: Path):
     video = [(str(motion_root / "train/down/down_00000.mp4"), 0)]
     keep_frames = lambda sample: sample  # noqa: E731
     clip = VideoClipDataset(video, num_frames=4, sampling_rate=3, transform=keep_frames, train=False)[0]["video"]
     every = VideoClipDataset(video, num_frames=16, sampling_rate=1, transform=keep_frames, train=False)[0]["video"]
-    start = (16 - 1 - 3 * 3) // 2  # centred window of 10 frames
-    assert torch.equal(clip, every[start:start + 10:3])
+    start = (16 - 4 * 3) // 2  # the centred 12-frame window; 4 frames spread over it, 11 / 3 apart, rounded down
+    assert torch.equal(clip, every[[start, start + 3, start + 7, start + 11]])
 
 
 def corrupt_copy(source: Path, target: Path) -> list[str]:

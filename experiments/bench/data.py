@@ -19,6 +19,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -125,12 +126,16 @@ def clips_per_second(pipelines: dict[str, Iterator[dict]], count: int, frames: i
 
 def frames_selected(path: Path, frames: int, rate: int) -> tuple[int, list[int], list[int]]:
     """The clip start in the middle of the video, and the indices of the frames ours and stock take from there
-    (stock: the frames of the T × R / 30 s window from there, then `UniformTemporalSubsample`, as `Kinetics` does)."""
+    (stock: the frames of the T × R / 30 s window from there, then `UniformTemporalSubsample`, as `Kinetics` does).
+
+    The window is in exact fractions of a second, as `Kinetics`' clip sampler gives it: in floats, an end that falls on
+    a frame can round up past it and add a T × R + 1st frame.
+    """
     with open_video(path) as reader:
         start = max(reader.num_frames - frames * rate, 0) // 2
         ours_frames = reader.read(clip_indices(reader.num_frames, frames, rate, start)).permute(3, 0, 1, 2)
     video = EncodedVideo.from_path(str(path), decoder="pyav", decode_audio=False)
-    window = video.get_clip(start / FPS, (start + frames * rate) / FPS)["video"]
+    window = video.get_clip(Fraction(start, FPS), Fraction(start + frames * rate, FPS))["video"]
     video.close()
     return start, read_codes(ours_frames), read_codes(UniformTemporalSubsample(frames)(window))
 

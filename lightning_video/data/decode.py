@@ -2,13 +2,17 @@
 
 A clip of `num_frames` at `sampling_rate` uses one frame in `sampling_rate`; decoding and converting every
 frame of the window (what PyTorchVideo's time-based `get_clip` does) wastes most of the work. We seek to
-the keyframe before the first needed frame, decode forward, and convert to RGB only the frames we keep.
+the keyframe before the first needed frame and hand the decoder only what the wanted frames depend on: a frame
+that no other frame references (most B-frames) is skipped unless wanted, and the rest of a GOP after its last
+wanted frame is not sent at all (the decoder restarts at the next keyframe, as after a seek). The frames are the
+same, bit for bit, as from decoding everything; only the ones we keep are converted to RGB.
 A folder of frames (how SSv2 is often stored) is read the same way: only the sampled images are decoded.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, pairwise
 from pathlib import Path
 
 import av
@@ -46,6 +50,8 @@ class VideoReader:
         if self.fps <= 0:
             self.close()
             raise UnreadableVideo(path, "no frame rate in the video stream")
+        self._start = self._stream.start_time or 0
+        self._frames_per_tick = float(self._stream.time_base) * self.fps
         self.num_frames = self._stream.frames or self._frames_from_duration()
         if self.num_frames <= 0:
             self.close()
@@ -59,38 +65,79 @@ class VideoReader:
             return int(round(self._container.duration / av.time_base * self.fps))
         return 0
 
-    def _frame_index(self, frame: av.VideoFrame) -> int:
-        start = self._stream.start_time or 0
-        return int(round(float((frame.pts - start) * self._stream.time_base) * self.fps))
+    def _index(self, pts: int | None) -> int | None:
+        return None if pts is None else round((pts - self._start) * self._frames_per_tick)
 
-    def _decoded(self, first: int, last: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        """(index, frame) from the keyframe before `first` up to `last`."""
-        start = self._stream.start_time or 0
+    def _seek(self, first: int) -> Iterator[av.Packet]:
+        """The packets in decoding order from a keyframe shown no later than frame `first`. A seek to `first`'s time
+        can land on the keyframe after it if `first` leads an open GOP (is shown before the keyframe, decoded after
+        it); then we seek again, to before that keyframe's decoding time."""
+        target = self._start + int(first / self.fps / self._stream.time_base)
+        while True:
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+            # an empty packet marks the end of the stream: sent to the decoder, it would drain it
+            packets = (packet for packet in self._container.demux(self._stream) if packet.size)
+            landed = next(packets, None)
+            if landed is None:
+                return iter(())
+            index = self._index(landed.pts)
+            if index is None or index <= first or landed.dts is None or landed.dts - 1 >= target:
+                return chain([landed], packets)
+            target = landed.dts - 1
+
+    def _packets(self, first: int, last: int) -> Iterator[tuple[int | None, av.Packet, bool]]:
+        """(frame index, packet, whether it starts a GOP) in decoding order, from the keyframe before `first` up to
+        the GOP after `last`. A GOP starts at a keyframe that the next packet is not shown before: an open GOP's
+        leading frames need the GOP before, so its keyframe is no fresh start."""
+        demuxed = ((self._index(packet.pts), packet) for packet in self._seek(first))
+        for (index, packet), (next_index, _) in pairwise(chain(demuxed, [(None, None)])):
+            starts_gop = packet.is_keyframe and index is not None and (next_index is None or next_index > index)
+            if starts_gop and index > last:
+                return
+            yield index, packet, starts_gop
+
+    def _decoded(self, wanted: set[int]) -> Iterator[tuple[int, av.VideoFrame]]:
+        """(index, frame) of at least the `wanted` frames. A packet is held back until a wanted one follows in its GOP;
+        a GOP's held tail is dropped, and the decoder drained and flushed (as a seek does) before the next GOP."""
+        context = self._stream.codec_context
+        held: list[tuple[int | None, av.Packet]] = []
         try:
-            self._container.seek(start + int(first / self.fps / self._stream.time_base), stream=self._stream,
-                                 backward=True, any_frame=False)
-            for frame in self._container.decode(self._stream):
-                if frame.pts is None:
-                    continue
-                index = self._frame_index(frame)
-                yield index, frame
-                if index >= last:
-                    break
+            for index, packet, starts_gop in self._packets(min(wanted), max(wanted)):
+                if starts_gop and held:
+                    held = []
+                    yield from self._indexed(self._drained())
+                held.append((index, packet))
+                if index in wanted:
+                    for held_index, held_packet in held:
+                        # a frame that no other frame references is decoded only if wanted (or of unknown time)
+                        context.skip_frame = "DEFAULT" if held_index is None or held_index in wanted else "NONREF"
+                        yield from self._indexed(context.decode(held_packet))
+                    held = []
+            yield from self._indexed(self._drained())
         except (av.FFmpegError, OSError, ValueError) as error:
             raise UnreadableVideo(self.path, error) from error
+
+    def _drained(self) -> list[av.VideoFrame]:
+        """The frames the decoder still holds back for reordering; then a reset, ready for a new start."""
+        context = self._stream.codec_context
+        frames = context.decode(None)
+        context.flush_buffers()
+        return frames
+
+    def _indexed(self, frames: Iterable[av.VideoFrame]) -> Iterator[tuple[int, av.VideoFrame]]:
+        return ((self._index(frame.pts), frame) for frame in frames if frame.pts is not None)
 
     def read(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at `indices` (ascending, repeats allowed) as uint8 `[T, H, W, 3]`."""
         wanted = set(int(i) for i in indices)
-        found = {index: frame.to_ndarray(format="rgb24")
-                 for index, frame in self._decoded(min(wanted), max(wanted)) if index in wanted}
+        found = {index: frame.to_ndarray(format="rgb24") for index, frame in self._decoded(wanted) if index in wanted}
         _raise_if_missing(self.path, wanted - found.keys(), self.num_frames)
         return torch.from_numpy(np.stack([found[int(i)] for i in indices]))
 
     def check(self) -> None:
         """Decode every frame (without converting it): raises UnreadableVideo if any frame a clip may take is not
         there, e.g. in a truncated file whose header promises more."""
-        decoded = {index for index, _ in self._decoded(0, self.num_frames - 1)}
+        decoded = {index for index, _ in self._decoded(set(range(self.num_frames)))}
         _raise_if_missing(self.path, set(range(self.num_frames)) - decoded, self.num_frames)
 
     def close(self) -> None:

@@ -1,0 +1,67 @@
+"""VideoReader.read skips what the wanted frames do not need, yet returns them bit for bit as a full decode does."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from lightning_video.data.decode import VideoReader
+
+FRAMES, WIDTH, HEIGHT = 90, 64, 48
+# short GOPs with B-frames that reference others (b-pyramid), closed and open (leading frames need the GOP before)
+X264 = "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-adapt=0:b-pyramid=normal"
+ENCODINGS = {
+    "h264": ("libx264", "mp4", {"x264-params": X264}),
+    "h264 open GOP": ("libx264", "mp4", {"x264-params": X264 + ":open-gop=1"}),
+    "hevc": ("libx265", "mp4", {"x265-params": "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-adapt=0:log-level=0"}),
+    "vp9": ("libvpx-vp9", "webm", {"g": "12", "lag-in-frames": "16", "auto-alt-ref": "1"}),
+}
+
+
+def write_video(path: Path, codec: str, options: dict[str, str]) -> None:
+    """A texture sliding under a moving square: every frame differs, and most can be predicted from others."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (HEIGHT, WIDTH + FRAMES, 3), dtype=np.uint8)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt, stream.options = WIDTH, HEIGHT, "yuv420p", options
+        for t in range(FRAMES):
+            frame = texture[:, t:t + WIDTH].copy()
+            frame[t % 40:t % 40 + 8, t % 56:t % 56 + 8] = 255
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+@pytest.fixture(scope="module", params=list(ENCODINGS))
+def video(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """A video file and all its frames, decoded one after the other."""
+    codec, suffix, options = ENCODINGS[request.param]
+    path = tmp_path_factory.mktemp("decode") / f"video.{suffix}"
+    write_video(path, codec, options)
+    with av.open(str(path)) as container:
+        frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    assert len(frames) == FRAMES
+    return path, frames
+
+
+def index_sets() -> list[list[int]]:
+    rng = np.random.default_rng(1)
+    drawn = [sorted(rng.integers(0, FRAMES, rng.integers(1, 10)).tolist()) for _ in range(30)]  # repeats, wide gaps
+    # each GOP's first and last frame, across GOP boundaries, the ends, all frames
+    return [[0], [FRAMES - 1], [11, 12], [12, 23], [5, 5, 5], [0, 44, 89], list(range(FRAMES)), *drawn]
+
+
+def test_read_returns_the_frames_of_a_full_decode(video: tuple[Path, np.ndarray]):
+    path, frames = video
+    with VideoReader(path) as reader:
+        for indices in index_sets():
+            assert np.array_equal(reader.read(indices).numpy(), frames[indices]), indices
+
+
+def test_read_decodes_less_than_everything_up_to_the_last_frame(video: tuple[Path, np.ndarray]):
+    path, _ = video
+    with VideoReader(path) as reader:
+        decoded = [index for index, _ in reader._decoded({2, 40})]
+    assert {2, 40} <= set(decoded) and len(decoded) < 41

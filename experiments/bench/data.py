@@ -5,7 +5,7 @@ The TimeSformer training clip (T frames at sampling rate R, short side random in
 normalised) from 320×240 H.264 videos at 30 fps, written with PyAV into a temporary folder (Kinetics-like: a keyframe
 every 2 s; a corner block codes each frame's index). Compared, one clip of each in turn so both share machine noise:
 
-- ours: `VideoClipDataset` (seeks to the clip, converts only the T sampled frames);
+- ours: `VideoClipDataset` (seeks to the clip, decodes only what the T sampled frames depend on, converts only them);
 - PyTorchVideo's stock `Kinetics` (`LabeledVideoDataset`, random clip sampler of T × R / 30 s, PyAV decoder,
   `UniformTemporalSubsample(T)` in its `create_video_transform`), and with the decord decoder where installed.
 

@@ -1,0 +1,1 @@
+"""The papers' ablation tables as commands: see `__main__` and `experiments/ablations/`."""

@@ -1,0 +1,55 @@
+"""`python -m experiments.ablate NAME --preset synthetic|paper [--out DIR] [any LightningCLI override]`: one paper
+ablation table, end to end. Tables are defined in `experiments/ablations/NAME.yaml`; `cost` needs no dataset.
+
+Every row is a `lightning_video fit --test_after_fit true` run of the preset's config with the row's keys, and then
+your overrides (e.g. `--data.root /data/k400 --trainer.devices 8`). Writes `OUT/table.md`, `OUT/table.csv` and
+`OUT/*.png`; finished rows are kept and skipped when the command is run again.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments.ablate import cost, report, spec
+from experiments.ablate.runs import finished, run_row
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m experiments.ablate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help=f"{', '.join(spec.available())}, {cost.NAME}, or the path of a table's YAML file")
+    parser.add_argument("--preset", required=True, choices=["synthetic", "paper"])
+    parser.add_argument("--out", type=Path, help="output folder (default: ablations/NAME_PRESET)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run each row with (default: the table's)")
+    cost.add_arguments(parser)
+    args, overrides = parser.parse_known_args(argv)
+    out = args.out or Path("ablations") / f"{Path(args.name).stem}_{args.preset}"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.name == cost.NAME:
+        written = cost.run(args.preset, args, out)
+    else:
+        written = run_table(spec.load(args.name), args.preset, args.seeds, overrides, out)
+    print("\n".join(["", *(str(path) for path in written)]))
+
+
+def run_table(ablation: spec.Ablation, preset_name: str, seeds: list[int] | None, overrides: list[str],
+              out: Path) -> list[Path]:
+    preset = ablation.preset(preset_name)
+    seeds = seeds or preset.seeds
+    results = []
+    for row in preset.rows:
+        for seed in seeds:
+            result = finished(out, row.setting, seed)
+            if result is None:
+                print(f"{ablation.name}: {row.setting} (seed {seed}) ...", flush=True)
+                result = run_row(preset.config, row, seed, overrides, out)
+                state = f"{result.wall_s / 60:.1f} min"
+            else:
+                state = "finished earlier"
+            print(f"{ablation.name}: {row.setting} (seed {seed}): top-1 {result.top1:.3f}, {state}", flush=True)
+            results.append(result)
+    return report.write(ablation, preset_name, seeds, report.summarise(preset, results), out)
+
+
+if __name__ == "__main__":
+    main()

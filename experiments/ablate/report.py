@@ -1,0 +1,64 @@
+"""A table's outputs, generated from its rows' results (never typed by hand): `table.md`, `table.csv` and a plot of
+top-1 against GFLOPs per view."""
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on a cluster node
+import matplotlib.pyplot as plt  # noqa: E402
+
+from experiments.ablate.runs import RowResult  # noqa: E402
+from experiments.ablate.spec import Ablation, Preset  # noqa: E402
+
+COLUMNS = ("setting", "params_M", "gflops_per_view", "top1", "top5", "top1_per_seed", "paper", "wall_s", "log_dirs")
+
+
+def summarise(preset: Preset, results: list[RowResult]) -> list[dict]:
+    """One line per setting in the preset's order: means over its seeds (each seed's top-1 listed too)."""
+    lines = []
+    for row in preset.rows:
+        runs = [result for result in results if result.setting == row.setting]
+        if not runs:
+            continue
+        lines.append({"setting": row.setting, "params_M": runs[0].params_M, "gflops_per_view": runs[0].gflops_per_view,
+                      "top1": statistics.mean(run.top1 for run in runs), "top5": statistics.mean(run.top5 for run in runs),
+                      "top1_per_seed": " ".join(f"{run.top1:.3f}" for run in runs), "paper": row.paper,
+                      "wall_s": sum(run.wall_s for run in runs), "log_dirs": " ".join(run.log_dir for run in runs)})
+    return lines
+
+
+def write(ablation: Ablation, preset_name: str, seeds: list[int], lines: list[dict], out: Path) -> list[Path]:
+    preset = ablation.preset(preset_name)
+    with (out / "table.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, COLUMNS)
+        writer.writeheader()
+        writer.writerows(lines)
+    text = [f"# {ablation.title} ({preset_name} preset)\n",
+            f"Base config `{preset.config}`, seeds {', '.join(map(str, seeds))}; top-1/top-5: video level on the test split, mean over "
+            f"seeds. Paper: {ablation.paper_source}.\n",
+            "| setting | params (M) | GFLOPs/view | top-1 | top-5 | top-1 per seed | paper | wall (min) | logs |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    text += [f"| {line['setting']} | {line['params_M']:.2f} | {line['gflops_per_view']:.3g} | {line['top1']:.3f} | "
+             f"{line['top5']:.3f} | {line['top1_per_seed']} | {line['paper']} | {line['wall_s'] / 60:.1f} | "
+             f"{line['log_dirs']} |" for line in lines]
+    (out / "table.md").write_text("\n".join(text) + "\n")
+    return [out / "table.md", out / "table.csv", plot(ablation.title, preset_name, lines, out)]
+
+
+def plot(title: str, preset_name: str, lines: list[dict], out: Path) -> Path:
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for line in lines:
+        axes.scatter(line["gflops_per_view"], line["top1"])
+        axes.annotate(line["setting"], (line["gflops_per_view"], line["top1"]), textcoords="offset points",
+                      xytext=(4, 4), fontsize=8)
+    axes.set(xlabel="GFLOPs per view", ylabel="test top-1 (video)", title=f"{title} ({preset_name})")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path = out / "top1_vs_gflops.png"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -1,0 +1,93 @@
+"""Run one row of a table as its own `lightning_video fit` process and keep what the table needs from it.
+
+A row's result is written to `OUT/rows/<setting>-seed<seed>.json` only when its run has finished and tested, so a
+re-run of the command skips finished rows and resumes an interrupted one from its `last.ckpt`. Each run is a separate process: rows cannot
+leak state into each other, and `--trainer.devices N` runs a row with DDP exactly as a single training would.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from experiments.ablate.spec import Row
+
+METRICS = {"params_M": "model/params_M", "gflops_per_view": "model/gflops_per_view", "top1": "test/video_top1",
+           "top5": "test/video_top5"}
+
+
+@dataclass
+class RowResult:
+    setting: str
+    seed: int
+    params_M: float
+    gflops_per_view: float
+    top1: float
+    top5: float
+    wall_s: float
+    log_dir: str
+
+
+def run_name(setting: str, seed: int) -> str:
+    """A file name for a row's run: its setting with anything but letters, digits, "." and "-" made "_"."""
+    return re.sub(r"[^\w.-]+", "_", setting) + f"-seed{seed}"
+
+
+def result_path(out: Path, setting: str, seed: int) -> Path:
+    return out / "rows" / f"{run_name(setting, seed)}.json"
+
+
+def finished(out: Path, setting: str, seed: int) -> RowResult | None:
+    path = result_path(out, setting, seed)
+    return RowResult(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def command(config: str, row: Row, seed: int, overrides: list[str], log_dir: Path) -> list[str]:
+    """The `fit` command of one row: base config, then the row's keys, then the user's overrides (which win), then
+    the seed, a CSV logger in `log_dir` and, if an earlier attempt was interrupted, its last checkpoint."""
+    logger = {"class_path": "pytorch_lightning.loggers.CSVLogger",
+              "init_args": {"save_dir": str(log_dir.parent), "name": log_dir.name, "version": ""}}
+    resume = log_dir / "checkpoints" / "last.ckpt"
+    return [sys.executable, "-m", "lightning_video", "fit", "--config", config, *row.arguments(), *overrides,
+            "--seed_everything", str(seed), "--test_after_fit", "true", "--trainer.logger", json.dumps(logger),
+            *(["--ckpt_path", str(resume)] if resume.is_file() else [])]
+
+
+def last_values(metrics_csv: Path) -> dict[str, float]:
+    """The last logged value of every column of a Lightning CSVLogger's metrics.csv."""
+    values: dict[str, float] = {}
+    with metrics_csv.open() as file:
+        for line in csv.DictReader(file):
+            values.update({key: float(value) for key, value in line.items() if value not in ("", None)})
+    return values
+
+
+def run_row(config: str, row: Row, seed: int, overrides: list[str], out: Path) -> RowResult:
+    """Train and test one row; its output goes to `OUT/runs/<setting>-seed<seed>/` (`fit.log`, the CSV logs, config and
+    checkpoints)."""
+    log_dir = out / "runs" / run_name(row.setting, seed)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with (log_dir / "fit.log").open("w") as log:
+        returncode = subprocess.run(command(config, row, seed, overrides, log_dir), stdout=log,
+                                    stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - started
+    if returncode:
+        tail = "".join((log_dir / "fit.log").read_text().splitlines(keepends=True)[-15:])
+        raise RuntimeError(f"row {row.setting!r} (seed {seed}) failed with exit code {returncode}; the end of "
+                           f"{log_dir / 'fit.log'}:\n{tail}")
+    values = last_values(log_dir / "metrics.csv")
+    missing = [name for name in METRICS.values() if name not in values]
+    if missing:
+        raise RuntimeError(f"row {row.setting!r} (seed {seed}) logged no {', '.join(missing)} in "
+                           f"{log_dir / 'metrics.csv'}: was the CSV logger replaced, or testing skipped?")
+    result = RowResult(row.setting, seed, *(values[name] for name in METRICS.values()), wall, str(log_dir))
+    path = result_path(out, row.setting, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    return result

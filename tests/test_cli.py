@@ -9,14 +9,16 @@ import pytest
 from lightning_video.cli import main
 
 CONFIG = str(Path(__file__).parents[1] / "experiments/configs/synthetic_motion.yaml")
+SYNTHETIC_CONFIGS = sorted(str(path) for path in (Path(__file__).parents[1] / "experiments/configs").glob("synthetic_*"))
 SMALL = ["--data.num_workers", "0", "--data.batch_size", "4", "--model.backbone.init_args.embed_dim", "32",
          "--model.backbone.init_args.depth", "1", "--trainer.enable_progress_bar", "false"]
 
 
-def test_fit_fast_dev_run_from_the_shipped_config(tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    data = tmp_path / "motion"
+@pytest.mark.parametrize("config", SYNTHETIC_CONFIGS, ids=lambda path: Path(path).stem)
+def test_fit_fast_dev_run_from_the_shipped_config(config: str, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    data = tmp_path / "synthetic"
     with caplog.at_level(logging.INFO):
-        main(["fit", "--config", CONFIG, *SMALL, "--data.root", str(data), "--data.synthetic.videos_per_class", "2",
+        main(["fit", "--config", config, *SMALL, "--data.root", str(data), "--data.synthetic.videos_per_class", "2",
               "--trainer.fast_dev_run", "2", "--test_after_fit", "true",
               "--trainer.default_root_dir", str(tmp_path)])  # fast_dev_run checkpoints land there, not in cwd
     assert (data / "train.csv").is_file()  # the synthetic task was generated into data.root

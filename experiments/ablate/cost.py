@@ -147,13 +147,14 @@ def plot(lines: list[dict], budget: float, out: Path) -> Path:
     for column, (fixed, key, label) in enumerate((
             (lambda line: line["frames"] == smallest_frames, "crop", f"crop ({smallest_frames} frames)"),
             (lambda line: line["crop"] == smallest_crop, "frames", f"frames (crop {smallest_crop})"))):
-        for scheme in dict.fromkeys(line["scheme"] for line in measured):
+        for index, scheme in enumerate(dict.fromkeys(line["scheme"] for line in measured)):
             points = sorted((line for line in measured if line["scheme"] == scheme and fixed(line)),
                             key=lambda line: line[key])
-            xs = [line[key] for line in points]
-            axes[0, column].plot(xs, [line["gflops_per_view"] for line in points], marker="o", label=scheme)
+            xs, colour = [line[key] for line in points], f"C{index}"  # one colour per scheme in every panel
+            axes[0, column].plot(xs, [line["gflops_per_view"] for line in points], marker="o", color=colour,
+                                 label=scheme)
             for kernel, style in zip(KERNELS, ("-", "--")):
-                axes[1, column].plot(xs, [line[kernel] for line in points], style, marker="o",
+                axes[1, column].plot(xs, [line[kernel] for line in points], style, marker="o", color=colour,
                                      label=f"{scheme}, {kernel.removesuffix('_GiB')}")
         axes[0, column].set(xlabel=label, ylabel="GFLOPs per view", yscale="log")
         axes[1, column].axhline(budget, color="grey", linestyle=":", label=f"budget {budget:g} GiB")

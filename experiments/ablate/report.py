@@ -39,7 +39,7 @@ def write(ablation: Ablation, preset_name: str, seeds: list[int], lines: list[di
         writer.writerows(lines)
     text = [f"# {ablation.title} ({preset_name} preset)\n",
             f"Base config `{preset.config}`, seeds {', '.join(map(str, seeds))}; top-1/top-5: video level on the test split, mean over "
-            f"seeds. Paper: {ablation.paper_source}.\n",
+            f"seeds.{f' Paper: {ablation.paper_source}.' if ablation.paper_source else ''}\n",
             "| setting | params (M) | GFLOPs/view | top-1 | top-5 | top-1 per seed | paper | wall (min) | logs |",
             "|---|---|---|---|---|---|---|---|---|"]
     text += [f"| {line['setting']} | {line['params_M']:.2f} | {line['gflops_per_view']:.3g} | {line['top1']:.3f} | "

@@ -20,9 +20,11 @@ class Row:
     paper: str = ""
 
     def arguments(self) -> list[str]:
-        """`--key value` pairs for the command line; structured values as YAML, which jsonargparse reads back."""
+        """`--key value` pairs for the command line; other values than strings as YAML, which jsonargparse reads back
+        (a bare scalar without the document end, `...`, that YAML adds to it)."""
         return [part for key, value in self.set.items()
-                for part in (f"--{key}", value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip())]
+                for part in (f"--{key}", value if isinstance(value, str)
+                             else yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip())]
 
 
 @dataclass(frozen=True)

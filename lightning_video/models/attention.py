@@ -51,8 +51,9 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attend over the token axis of `x` `[batch, tokens, dim]`."""
-        batch, tokens, dim = x.shape
-        q, k, v = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        # Unbinding q, k, v where they lie in `qkv`'s output makes the backward one stack into that layout (a
+        # permute first would add a copy of the whole qkv gradient).
+        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).unbind(2))
         return self._attend(q, k, v)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

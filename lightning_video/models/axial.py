@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lightning_video.models.block import Block, TokenGrid, extra_attention
+from lightning_video.models.block import Block, TokenGrid, extra_attention, split_cls
 from lightning_video.models.grouping import Grouping
 
 
@@ -28,7 +28,10 @@ class AxialBlock(Block):
 
     def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
         sizes = (grid.height, grid.width, grid.frames)
-        x = self.attend_groups(x, Grouping(sizes, (0, 1, 2)), self.temporal_norm1, self.temporal_attn,
-                               self.temporal_fc)
-        x = self.attend_groups(x, Grouping(sizes, (0, 2, 1)), self.width_norm1, self.width_attn, self.width_fc)
-        return self.attend_groups_with_cls(x, Grouping(sizes, (1, 2, 0)))
+        cls, patches = split_cls(x)
+        patches = self.attend_groups(patches, Grouping(sizes, (0, 1, 2)), self.temporal_norm1, self.temporal_attn,
+                                     self.temporal_fc)
+        patches = self.attend_groups(patches, Grouping(sizes, (0, 2, 1)), self.width_norm1, self.width_attn,
+                                     self.width_fc)
+        cls, patches = self.attend_groups_with_cls(cls, patches, Grouping(sizes, (1, 2, 0)))
+        return torch.cat([cls, patches], dim=1)

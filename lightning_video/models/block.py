@@ -116,18 +116,33 @@ class Block(nn.Module):
     def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
         return x + self.drop_path(self.attn(self.norm1(x)))
 
-    def attend_groups_with_cls(self, x: torch.Tensor, grouping: Grouping) -> torch.Tensor:
+    def attend_groups_with_cls(self, cls: torch.Tensor, patches: torch.Tensor,
+                               grouping: Grouping) -> tuple[torch.Tensor, torch.Tensor]:
         """Main attention (`norm1`, `attn`) within each group of patches plus a copy of the cls token; the cls
-        token's update is the average over its copies (the official divided block's spatial step)."""
-        cls, patches = x[:, :1], x[:, 1:]
-        groups = grouping.split(patches)
-        with_cls = torch.cat([cls.repeat_interleave(grouping.groups, dim=0), groups], dim=1)
-        update = self.drop_path(self.attn(self.norm1(with_cls)))
-        cls_update = update[:, 0].reshape(-1, grouping.groups, cls.shape[-1]).mean(dim=1, keepdim=True)
-        return torch.cat([cls + cls_update, patches + grouping.merge(update[:, 1:])], dim=1)
+        token's update is the average over its copies (the official divided block's spatial step).
 
-    def attend_groups(self, x: torch.Tensor, grouping: Grouping, norm: nn.LayerNorm, attn: Attention,
+        Args:
+            cls: `[B, 1, D]`, as `split_cls` gives it.
+            patches: `[B, patches, D]`.
+        Returns:
+            The updated `cls` and `patches`.
+        """
+        groups = grouping.split(patches)
+        with_cls = torch.cat([cls.unsqueeze(1).expand(-1, grouping.groups, -1, -1), groups], dim=2)
+        update = self.drop_path(self.attn(self.norm1(with_cls.flatten(0, 1)))).unflatten(0, groups.shape[:2])
+        cls_update, patch_update = update.split([1, grouping.group_size], dim=2)
+        return cls + cls_update.mean(dim=1), grouping.add(patches, patch_update)
+
+    def attend_groups(self, patches: torch.Tensor, grouping: Grouping, norm: nn.LayerNorm, attn: Attention,
                       fc: nn.Linear) -> torch.Tensor:
-        """An extra attention (see `extra_attention`) within each group of patches; the cls token sits out."""
-        update = fc(self.drop_path(attn(norm(grouping.split(x[:, 1:])))))
-        return torch.cat([x[:, :1], x[:, 1:] + grouping.merge(update)], dim=1)
+        """An extra attention (see `extra_attention`) within each group of `patches` `[B, patches, D]`; the cls
+        token sits out."""
+        normed = norm(grouping.split(patches))
+        update = fc(self.drop_path(attn(normed.flatten(0, 1))))
+        return grouping.add(patches, update.unflatten(0, normed.shape[:2]))
+
+
+def split_cls(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cls token `[B, 1, D]` and the patches `[B, patches, D]` of a clip sequence, for the grouped steps; one
+    `split`, whose backward is one `cat` (two slices would each write a full-size zero gradient)."""
+    return x.split([1, x.shape[1] - 1], dim=1)

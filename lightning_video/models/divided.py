@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lightning_video.models.block import Block, TokenGrid, extra_attention
+from lightning_video.models.block import Block, TokenGrid, extra_attention, split_cls
 from lightning_video.models.grouping import Grouping
 
 
@@ -25,6 +25,9 @@ class DividedSpaceTimeBlock(Block):
                                                                                     attn_drop)
 
     def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
-        x = self.attend_groups(x, Grouping((grid.patches_per_frame, grid.frames), (0, 1)), self.temporal_norm1,
-                               self.temporal_attn, self.temporal_fc)
-        return self.attend_groups_with_cls(x, Grouping((grid.patches_per_frame, grid.frames), (1, 0)))
+        sizes = (grid.patches_per_frame, grid.frames)
+        cls, patches = split_cls(x)
+        patches = self.attend_groups(patches, Grouping(sizes, (0, 1)), self.temporal_norm1, self.temporal_attn,
+                                     self.temporal_fc)
+        cls, patches = self.attend_groups_with_cls(cls, patches, Grouping(sizes, (1, 0)))
+        return torch.cat([cls, patches], dim=1)

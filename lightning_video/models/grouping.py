@@ -28,14 +28,18 @@ class Grouping(NamedTuple):
         return math.prod(self.sizes) // self.group_size
 
     def split(self, patches: torch.Tensor) -> torch.Tensor:
-        """`[B, patches, D]` -> `[B * groups, group_size, D]`, the groups of one clip adjacent."""
+        """`[B, patches, D]` -> `[B, groups, group_size, D]`; a view when the order allows it (divided attention's
+        spatial step), else a copy."""
         batch, dim = patches.shape[0], patches.shape[-1]
-        view = patches.reshape(batch, *self.sizes, dim)
-        return view.permute(0, *(axis + 1 for axis in self.order), view.ndim - 1).reshape(-1, self.group_size, dim)
+        view = patches.unflatten(1, self.sizes)
+        return view.permute(0, *(axis + 1 for axis in self.order), view.ndim - 1).reshape(batch, self.groups,
+                                                                                          self.group_size, dim)
 
-    def merge(self, groups: torch.Tensor) -> torch.Tensor:
-        """The inverse of `split`: `[B * groups, group_size, D]` -> `[B, patches, D]`."""
-        dim = groups.shape[-1]
-        view = groups.reshape(-1, *(self.sizes[axis] for axis in self.order), dim)
+    def add(self, patches: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """`patches` plus `groups` put back in patch order: `[B, patches, D]` + `[B, groups, group_size, D]` ->
+        `[B, patches, D]`. The addition reads `groups` through a permuted view, so regrouping costs no copy."""
+        batch, dim = patches.shape[0], patches.shape[-1]
+        view = groups.reshape(batch, *(self.sizes[axis] for axis in self.order), dim)  # only splits axes: a view
         inverse = sorted(range(len(self.order)), key=self.order.__getitem__)
-        return view.permute(0, *(axis + 1 for axis in inverse), view.ndim - 1).reshape(view.shape[0], -1, dim)
+        ordered = view.permute(0, *(axis + 1 for axis in inverse), view.ndim - 1)
+        return (patches.unflatten(1, self.sizes) + ordered).flatten(1, -2)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lightning_video.models.block import Block, TokenGrid, extra_attention
+from lightning_video.models.block import Block, TokenGrid, extra_attention, split_cls
 from lightning_video.models.grouping import Grouping
 
 
@@ -34,7 +34,8 @@ class LocalGlobalBlock(Block):
         half_height, half_width, half_frames = grid.height // 2, grid.width // 2, grid.frames // 2
         # Rows as (window row, row in window), columns likewise: windows are axes 0 and 2.
         windows = Grouping((2, half_height, 2, half_width, grid.frames), (0, 2, 1, 3, 4), member_axes=3)
-        x = self.attend_groups_with_cls(x, windows)
+        cls, patches = self.attend_groups_with_cls(*split_cls(x), windows)
         # Rows as (row // 2, row % 2), etc.: the parity axes 1, 3 and 5 pick the group.
         strided = Grouping((half_height, 2, half_width, 2, half_frames, 2), (1, 3, 5, 0, 2, 4), member_axes=3)
-        return self.attend_groups(x, strided, self.global_norm1, self.global_attn, self.global_fc)
+        patches = self.attend_groups(patches, strided, self.global_norm1, self.global_attn, self.global_fc)
+        return torch.cat([cls, patches], dim=1)

@@ -167,11 +167,12 @@ class VideoTransformer(nn.Module):
                 tokens = checkpoint(block, tokens, self.grid, use_reentrant=False)
             else:
                 tokens = block(tokens, self.grid)
+        cls = tokens[:, 0]  # all the readout reads; LayerNorm and the frame average are per token
         if self.temporal_head is not None:
-            return self.temporal_head(self.norm(tokens[:, 0]).reshape(video.shape[0], self.num_frames, -1))
+            return self.temporal_head(self.norm(cls).reshape(video.shape[0], self.num_frames, -1))
         if self.frame_wise:
-            tokens = tokens.reshape(video.shape[0], self.num_frames, *tokens.shape[1:]).mean(dim=1)
-        return self.norm(tokens)[:, 0]
+            cls = cls.reshape(video.shape[0], self.num_frames, -1).mean(dim=1)
+        return self.norm(cls)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(video))

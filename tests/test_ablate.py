@@ -62,10 +62,39 @@ def test_table_runs_every_row_writes_its_files_and_skips_finished_rows(two_row_t
     assert printed.count("finished earlier") == 2 and "..." not in printed
 
 
+def test_pretraining_runs_first_and_its_checkpoint_is_what_the_rows_load(motion_root: Path, tmp_path: Path):
+    table = {"title": "Pretraining", "presets": {"synthetic": {
+        "config": "experiments/configs/synthetic_motion.yaml",
+        "pretrain": [{"setting": "images", "config": "experiments/configs/synthetic_image_pretrain.yaml",
+                      "set": {"data.root": str(tmp_path / "appearance"), "data.synthetic.videos_per_class": 2}}],
+        "rows": [{"setting": "scratch", "set": {"data.root": str(motion_root), "data.num_frames": 4}},
+                 {"setting": "from images", "set": {"data.root": str(motion_root), "data.num_frames": 4,
+                                                    "model.pretrained": "${images}"}}]}}}
+    (tmp_path / "pretraining.yaml").write_text(yaml.safe_dump(table))
+    common = [option for pair in zip(TINY[::2], TINY[1::2]) if pair[0] not in ("--data.num_frames",) for option in pair]
+    ablate([str(tmp_path / "pretraining.yaml"), "--preset", "synthetic", "--out", str(tmp_path / "out"), *common])
+    with (tmp_path / "out" / "table.csv").open() as file:
+        assert [line["setting"] for line in csv.DictReader(file)] == ["images (pretraining)", "scratch", "from images"]
+    image_run = tmp_path / "out" / "runs" / "images-seed0"
+    assert yaml.safe_load((image_run / "config.yaml").read_text())["data"]["num_frames"] == 1  # single frames
+    log = (tmp_path / "out" / "runs" / "from_images-seed0" / "fit.log").read_text()
+    report = next(line for line in log.splitlines() if line.startswith(str(image_run / "checkpoints" / "last.ckpt")))
+    assert "0 missing, 0 unexpected" in report  # the image attention copied into the temporal one: "adapted"
+    assert "last.ckpt" not in (tmp_path / "out" / "runs" / "scratch-seed0" / "fit.log").read_text()
+
+
 def test_a_failing_row_names_its_log(two_row_table: Path, motion_root: Path, tmp_path: Path):
     with pytest.raises(RuntimeError, match=r"row 'space' \(seed 0\) failed .*fit\.log"):
         ablate([str(two_row_table), "--preset", "synthetic", "--out", str(tmp_path / "out"), *TINY,
                 "--data.root", str(motion_root), "--model.backbone.init_args.num_heads", "3"])  # 16 channels, 3 heads
+
+
+def test_rows_name_weights_as_variables_and_a_missing_one_says_how_to_give_it():
+    row = spec.Row("in21k", {"model.pretrained": "${IN21K}", "data.num_frames": 8})
+    assert row.filled({"IN21K": "/w/vit.npz"}).arguments() == ["--model.pretrained", "/w/vit.npz", "--data.num_frames",
+                                                                "8"]
+    with pytest.raises(ValueError, match=r"row 'in21k' needs \$\{IN21K\}: pass --weights IN21K=PATH"):
+        row.filled({})
 
 
 def test_unknown_tables_and_presets_are_named():
@@ -78,9 +107,10 @@ def test_unknown_tables_and_presets_are_named():
 @pytest.mark.parametrize(("name", "preset"), [(name, preset) for name in spec.available()
                                               for preset in spec.load(name).presets])
 def test_every_row_of_every_shipped_table_is_a_valid_config(name: str, preset: str, capsys: pytest.CaptureFixture):
-    for row in spec.load(name).preset(preset).rows:
+    table = spec.load(name).preset(preset)
+    for row in [*table.pretrain, *table.rows]:
         with pytest.raises(SystemExit):
-            cli(["fit", "--config", spec.load(name).preset(preset).config, *row.arguments(), "--print_config"])
+            cli(["fit", "--config", row.config or table.config, *row.arguments(), "--print_config"])
         printed = yaml.safe_load(capsys.readouterr().out)
         for key, value in row.set.items():
             found = printed

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from experiments.ablate import cost, report, spec
-from experiments.ablate.runs import finished, run_row
+from experiments.ablate.runs import RowResult, finished, run_row
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", required=True, choices=["synthetic", "paper"])
     parser.add_argument("--out", type=Path, help="output folder (default: ablations/NAME_PRESET)")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run each row with (default: the table's)")
+    parser.add_argument("--weights", nargs="+", default=[], metavar="NAME=PATH", type=weight,
+                        help="weights a table's rows name as ${NAME}, e.g. IN21K=vit_b16_in21k.npz (pretraining)")
     cost.add_arguments(parser)
     args, overrides = parser.parse_known_args(argv)
     out = args.out or Path("ablations") / f"{Path(args.name).stem}_{args.preset}"
@@ -28,27 +30,44 @@ def main(argv: list[str] | None = None) -> None:
     if args.name == cost.NAME:
         written = cost.run(args.preset, args, out)
     else:
-        written = run_table(spec.load(args.name), args.preset, args.seeds, overrides, out)
+        written = run_table(spec.load(args.name), args.preset, args.seeds, overrides, out, dict(args.weights))
     print("\n".join(["", *(str(path) for path in written)]))
 
 
-def run_table(ablation: spec.Ablation, preset_name: str, seeds: list[int] | None, overrides: list[str],
-              out: Path) -> list[Path]:
+def weight(text: str) -> tuple[str, str]:
+    name, separator, path = text.partition("=")
+    if not separator or not name or not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=PATH, e.g. IN21K=vit_b16_in21k.npz")
+    return name, path
+
+
+def run_table(ablation: spec.Ablation, preset_name: str, seeds: list[int] | None, overrides: list[str], out: Path,
+              weights: dict[str, str] | None = None) -> list[Path]:
+    """Pretraining runs first (seed 0; your overrides apply to them too, so their model matches the rows'), then
+    every row with every seed."""
     preset = ablation.preset(preset_name)
     seeds = seeds or preset.seeds
+    variables = dict(weights or {})
     results = []
+    for step in preset.pretrain:
+        results.append(_run_or_reuse(ablation.name, step.config or preset.config, step, 0, overrides, out))
+        variables[step.setting] = str(Path(results[-1].log_dir) / "checkpoints" / "last.ckpt")
     for row in preset.rows:
         for seed in seeds:
-            result = finished(out, row.setting, seed)
-            if result is None:
-                print(f"{ablation.name}: {row.setting} (seed {seed}) ...", flush=True)
-                result = run_row(preset.config, row, seed, overrides, out)
-                state = f"{result.wall_s / 60:.1f} min"
-            else:
-                state = "finished earlier"
-            print(f"{ablation.name}: {row.setting} (seed {seed}): top-1 {result.top1:.3f}, {state}", flush=True)
-            results.append(result)
+            results.append(_run_or_reuse(ablation.name, preset.config, row.filled(variables), seed, overrides, out))
     return report.write(ablation, preset_name, seeds, report.summarise(preset, results), out)
+
+
+def _run_or_reuse(table: str, config: str, row: spec.Row, seed: int, overrides: list[str], out: Path) -> RowResult:
+    result = finished(out, row.setting, seed)
+    if result is None:
+        print(f"{table}: {row.setting} (seed {seed}) ...", flush=True)
+        result = run_row(config, row, seed, overrides, out)
+        state = f"{result.wall_s / 60:.1f} min"
+    else:
+        state = "finished earlier"
+    print(f"{table}: {row.setting} (seed {seed}): top-1 {result.top1:.3f}, {state}", flush=True)
+    return result
 
 
 if __name__ == "__main__":

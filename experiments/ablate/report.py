@@ -18,13 +18,15 @@ COLUMNS = ("setting", "params_M", "gflops_per_view", "top1", "top5", "top1_per_s
 
 
 def summarise(preset: Preset, results: list[RowResult]) -> list[dict]:
-    """One line per setting in the preset's order: means over its seeds (each seed's top-1 listed too)."""
+    """One line per setting in the preset's order, pretraining runs first (marked): means over its seeds (each
+    seed's top-1 listed too)."""
     lines = []
-    for row in preset.rows:
+    for row in [*preset.pretrain, *preset.rows]:
         runs = [result for result in results if result.setting == row.setting]
         if not runs:
             continue
-        lines.append({"setting": row.setting, "params_M": runs[0].params_M, "gflops_per_view": runs[0].gflops_per_view,
+        setting = f"{row.setting} (pretraining)" if row in preset.pretrain else row.setting
+        lines.append({"setting": setting, "params_M": runs[0].params_M, "gflops_per_view": runs[0].gflops_per_view,
                       "top1": statistics.mean(run.top1 for run in runs), "top5": statistics.mean(run.top5 for run in runs),
                       "top1_per_seed": " ".join(f"{run.top1:.3f}" for run in runs), "paper": row.paper,
                       "wall_s": sum(run.wall_s for run in runs), "log_dirs": " ".join(run.log_dir for run in runs)})

@@ -2,7 +2,8 @@
 setting and the config keys it changes (mmaction2-style: a variant holds only what differs from its base)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,25 @@ ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
 
 @dataclass(frozen=True)
 class Row:
-    """One setting of a table: the dotted LightningCLI keys it sets, and the paper's number for it ("" if none)."""
+    """One setting of a table: the dotted LightningCLI keys it sets, the paper's number for it ("" if none), and a
+    config of its own if it does not run on the preset's (a pretraining run)."""
 
     setting: str
     set: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
+    config: str | None = None
+
+    def filled(self, variables: dict[str, str]) -> Row:
+        """This row with every `${NAME}` in its string values replaced by `variables[NAME]` (a path of weights)."""
+        def fill(value: Any) -> Any:
+            if not isinstance(value, str):
+                return value
+            for name in re.findall(r"\$\{(\w+)\}", value):
+                if name not in variables:
+                    raise ValueError(f"row {self.setting!r} needs ${{{name}}}: pass --weights {name}=PATH")
+                value = value.replace(f"${{{name}}}", variables[name])
+            return value
+        return replace(self, set={key: fill(value) for key, value in self.set.items()})
 
     def arguments(self) -> list[str]:
         """`--key value` pairs for the command line; other values than strings as YAML, which jsonargparse reads back
@@ -29,11 +44,13 @@ class Row:
 
 @dataclass(frozen=True)
 class Preset:
-    """What a table runs on: `config` (a LightningCLI config file), its rows, and the seeds each row runs with."""
+    """What a table runs on: `config` (a LightningCLI config file), its rows, the seeds each row runs with, and runs
+    to make first (`pretrain`: each one's last checkpoint becomes `${its setting}` for the rows)."""
 
     config: str
     rows: list[Row]
     seeds: list[int]
+    pretrain: list[Row] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -66,5 +83,6 @@ def load(name: str) -> Ablation:
         settings = [row.setting for row in rows]
         if len(set(settings)) != len(settings):
             raise ValueError(f"{path}: preset {preset_name!r} repeats a setting name: {settings}")
-        presets[preset_name] = Preset(preset["config"], rows, list(preset.get("seeds", spec.get("seeds", [0]))))
+        presets[preset_name] = Preset(preset["config"], rows, list(preset.get("seeds", spec.get("seeds", [0]))),
+                                      [Row(**step) for step in preset.get("pretrain", [])])
     return Ablation(path.stem, spec["title"], spec.get("paper_source", ""), presets)

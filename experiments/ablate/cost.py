@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
 
-matplotlib.use("Agg")  # files only; no display on a cluster node
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from experiments.bench.memory import PeakMemory  # noqa: E402
-from lightning_video.flops import count  # noqa: E402
-from lightning_video.models import ATTENTIONS, create_model, explicit_attention  # noqa: E402
+from experiments.ablate.report import save_figure, write_csv
+from experiments.bench.memory import PeakMemory
+from lightning_video.flops import count
+from lightning_video.models import ATTENTIONS, create_model, explicit_attention
 
 NAME = "cost"
 PAPER_MODEL = "timesformer_base_8x224"
@@ -69,8 +66,8 @@ def run(preset_name: str, args: argparse.Namespace, out: Path) -> list[Path]:
         print(_describe(lines[-1]), flush=True)
     paper_config = [dict(scheme=scheme, gflops_per_view=gflops, params_M=params)
                     for scheme in args.schemes for gflops, params in [count(create_model(PAPER_MODEL, attention=scheme))]]
-    _write_csv(out / "table.csv", COLUMNS, lines)
-    _write_csv(out / "gflops_8x224.csv", ("scheme", "gflops_per_view", "params_M"), paper_config)
+    write_csv(out / "table.csv", COLUMNS, lines)
+    write_csv(out / "gflops_8x224.csv", ("scheme", "gflops_per_view", "params_M"), paper_config)
     (out / "table.md").write_text(_markdown(preset_name, preset["model"], budget, device, lines, paper_config))
     return [out / "table.md", out / "table.csv", out / "gflops_8x224.csv", plot(lines, budget, out)]
 
@@ -114,13 +111,6 @@ def _describe(line: dict) -> str:
             f"{line['fused_GiB']:.3g} GiB fused{'; over budget: ' + line['over_budget'] if line['over_budget'] else ''}")
 
 
-def _write_csv(path: Path, columns: tuple[str, ...], lines: list[dict]) -> None:
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, columns)
-        writer.writeheader()
-        writer.writerows(lines)
-
-
 def _markdown(preset_name: str, model: dict, budget: float, device: torch.device, lines: list[dict],
               paper_config: list[dict]) -> str:
     size = ", ".join(f"{key} {value}" for key, value in model.items()) or "ViT-B/16"
@@ -162,8 +152,4 @@ def plot(lines: list[dict], budget: float, out: Path) -> Path:
         for axis in axes[:, column]:
             axis.grid(alpha=0.3)
             axis.legend(fontsize=7)
-    figure.tight_layout()
-    path = out / "cost.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, out / "cost.png")

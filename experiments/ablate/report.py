@@ -35,10 +35,7 @@ def summarise(preset: Preset, results: list[RowResult]) -> list[dict]:
 
 def write(ablation: Ablation, preset_name: str, seeds: list[int], lines: list[dict], out: Path) -> list[Path]:
     preset = ablation.preset(preset_name)
-    with (out / "table.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, COLUMNS)
-        writer.writeheader()
-        writer.writerows(lines)
+    write_csv(out / "table.csv", COLUMNS, lines)
     text = [f"# {ablation.title} ({preset_name} preset)\n",
             f"Base config `{preset.config}`, seeds {', '.join(map(str, seeds))}; top-1/top-5: video level on the test split, mean over "
             f"seeds.{f' Paper: {ablation.paper_source}.' if ablation.paper_source else ''}\n",
@@ -59,8 +56,18 @@ def plot(title: str, preset_name: str, lines: list[dict], out: Path) -> Path:
                       xytext=(4, 4), fontsize=8)
     axes.set(xlabel="GFLOPs per view", ylabel="test top-1 (video)", title=f"{title} ({preset_name})")
     axes.grid(alpha=0.3)
+    return save_figure(figure, out / "top1_vs_gflops.png")
+
+
+def save_figure(figure: plt.Figure, path: Path) -> Path:
     figure.tight_layout()
-    path = out / "top1_vs_gflops.png"
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def write_csv(path: Path, columns: tuple[str, ...], lines: list[dict]) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, columns)
+        writer.writeheader()
+        writer.writerows(lines)

@@ -30,21 +30,21 @@ def mlp_branch(tokens: int) -> int:
     return layer_norm(tokens) + 2 * tokens * DIM * 4 * DIM
 
 
-def stem_and_head(final_tokens: int) -> int:
-    """Patch embedding of every frame; final norm over the `final_tokens` left; the head on the cls token."""
-    return FRAMES * PATCHES * (3 * PATCH * PATCH) * DIM + layer_norm(final_tokens) + DIM * CLASSES
+def stem_and_head() -> int:
+    """Patch embedding of every frame; the final norm and the head on the (frame-averaged) cls token."""
+    return FRAMES * PATCHES * (3 * PATCH * PATCH) * DIM + layer_norm(1) + DIM * CLASSES
 
 
 def joint_gflops() -> float:
     """Every block attends over the whole clip: one cls token and T·S patches."""
     tokens = 1 + FRAMES * PATCHES
-    return (DEPTH * (attention_branch(1, tokens) + mlp_branch(tokens)) + stem_and_head(tokens)) / 1e9
+    return (DEPTH * (attention_branch(1, tokens) + mlp_branch(tokens)) + stem_and_head()) / 1e9
 
 
 def space_gflops() -> float:
-    """Each frame is a ViT sequence with its own cls token; frames are averaged before the final norm."""
+    """Each frame is a ViT sequence with its own cls token; the cls tokens are averaged before the final norm."""
     tokens = 1 + PATCHES
-    return (DEPTH * (attention_branch(FRAMES, tokens) + mlp_branch(FRAMES * tokens)) + stem_and_head(tokens)) / 1e9
+    return (DEPTH * (attention_branch(FRAMES, tokens) + mlp_branch(FRAMES * tokens)) + stem_and_head()) / 1e9
 
 
 def divided_gflops() -> float:
@@ -53,7 +53,7 @@ def divided_gflops() -> float:
     tokens = 1 + FRAMES * PATCHES
     temporal = attention_branch(PATCHES, FRAMES) + FRAMES * PATCHES * DIM * DIM
     spatial = attention_branch(FRAMES, 1 + PATCHES)
-    return (DEPTH * (temporal + spatial + mlp_branch(tokens)) + stem_and_head(tokens)) / 1e9
+    return (DEPTH * (temporal + spatial + mlp_branch(tokens)) + stem_and_head()) / 1e9
 
 
 def local_global_gflops() -> float:
@@ -62,7 +62,7 @@ def local_global_gflops() -> float:
     tokens = 1 + FRAMES * PATCHES
     local = attention_branch(4, 1 + FRAMES * PATCHES // 4)
     strided = attention_branch(8, FRAMES * PATCHES // 8) + FRAMES * PATCHES * DIM * DIM
-    return (DEPTH * (local + strided + mlp_branch(tokens)) + stem_and_head(tokens)) / 1e9
+    return (DEPTH * (local + strided + mlp_branch(tokens)) + stem_and_head()) / 1e9
 
 
 def axial_gflops() -> float:
@@ -72,7 +72,7 @@ def axial_gflops() -> float:
     temporal = attention_branch(PATCHES, FRAMES) + FRAMES * PATCHES * DIM * DIM
     width = attention_branch(FRAMES * side, side) + FRAMES * PATCHES * DIM * DIM
     height = attention_branch(FRAMES * side, 1 + side)
-    return (DEPTH * (temporal + width + height + mlp_branch(tokens)) + stem_and_head(tokens)) / 1e9
+    return (DEPTH * (temporal + width + height + mlp_branch(tokens)) + stem_and_head()) / 1e9
 
 
 def xvit_gflops() -> float:

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import Handle, get_shape
-from torch import nn
 
 from lightning_video.models import ATTENTIONS, VideoTransformer
 
@@ -37,11 +36,11 @@ def scaled_dot_product_attention_flops(inputs: list[Any], outputs: list[Any]) ->
 ATTENTION_HANDLES: dict[str, Handle] = {"aten::scaled_dot_product_attention": scaled_dot_product_attention_flops}
 
 
-def count(model: nn.Module, num_frames: int | None = None, img_size: int | None = None) -> tuple[float, float]:
+def count(model: VideoTransformer, num_frames: int | None = None, img_size: int | None = None) -> tuple[float, float]:
     """GFLOPs of one view `[1, C, num_frames, img_size, img_size]` and millions of parameters.
 
     Args:
-        model: a `VideoTransformer` (or any model with `num_frames`, `img_size` and `patch_embed.proj`).
+        model: the model; counted whole, its last block included (see `VideoTransformer.cls_only_last_block`).
         num_frames: frames per view; the model's own by default.
         img_size: frame side; the model's own by default.
 
@@ -53,6 +52,7 @@ def count(model: nn.Module, num_frames: int | None = None, img_size: int | None 
                         device=parameter.device, dtype=parameter.dtype)
     modes = {module: module.training for module in model.modules()}
     model.eval()  # no dropout or stochastic depth in the traced graph
+    cls_only_last_block, model.cls_only_last_block = model.cls_only_last_block, False  # every token, as papers count
     try:
         with torch.no_grad():
             analysis = FlopCountAnalysis(model, video).set_op_handle(**ATTENTION_HANDLES)
@@ -60,6 +60,7 @@ def count(model: nn.Module, num_frames: int | None = None, img_size: int | None 
     finally:
         for module, training in modes.items():
             module.training = training
+        model.cls_only_last_block = cls_only_last_block
     uncounted = sorted(op for op in analysis.unsupported_ops() if _CONTRACTION.search(op))
     if uncounted:
         raise RuntimeError(f"fvcore cannot count {', '.join(uncounted)}: add a handle to ATTENTION_HANDLES "

@@ -77,6 +77,29 @@ def test_activation_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(a.grad, b.grad, msg=name)
 
 
+@pytest.mark.parametrize(("attention", "options"), [("space", None), ("joint", None), ("divided", None),
+                                                    ("local_global", None), ("axial", None),
+                                                    ("xvit", {"temporal": "ta"}), ("xvit", {"temporal": "summary"})])
+def test_cls_only_last_block_gives_the_logits_and_gradients_of_the_whole_block(attention: str, options: dict | None):
+    torch.manual_seed(0)
+    model = VideoTransformer(attention, **TINY, drop_path_rate=0.0, attention_options=options).double()
+    with torch.no_grad():
+        for param in model.parameters():  # random everything, the zero-initialised tensors included
+            param.normal_(0, 0.3)
+    video = torch.randn(2, 3, 4, 32, 32, dtype=torch.float64)
+    results = []
+    for cls_only in (True, False):
+        model.cls_only_last_block = cls_only
+        model.zero_grad()
+        logits = model(video)
+        logits.square().sum().backward()
+        results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
+    (short, short_grads), (whole, whole_grads) = results
+    torch.testing.assert_close(short, whole, rtol=0, atol=1e-10)
+    for (name, _), a, b in zip(model.named_parameters(), short_grads, whole_grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10, msg=name)
+
+
 def test_fresh_divided_model_starts_as_an_image_model():
     """Zero `time_embed` and `temporal_fc`: the temporal branch adds nothing until trained (official init)."""
     model = VideoTransformer("divided", **TINY)

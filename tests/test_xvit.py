@@ -141,7 +141,9 @@ def test_each_query_sees_one_frame_of_keys_like_space_only(temporal: str, keys: 
     with torch.no_grad(), monkeypatch.context() as patch:
         patch.setattr(F, "scaled_dot_product_attention", recording_kernel)
         fused = model(video)
-    assert fused_shapes == [((2 * 4, 4, 1 + PATCHES, 8), (2 * 4, 4, keys, 8))] * TINY["depth"]
+    # (the last block's only query is the cls token: the readout reads nothing else)
+    assert fused_shapes == [((2 * 4, 4, queries, 8), (2 * 4, 4, keys, 8))
+                            for queries in [1 + PATCHES] * (TINY["depth"] - 1) + [1]]
 
     model.blocks[0].attn.keep_attention_map = True
     with torch.no_grad():

@@ -32,7 +32,8 @@ class Attention(nn.Module):
 
     Attributes:
         last_attention_map: the `[batch, heads, queries, keys]` softmax of the latest forward, kept only
-            when `keep_attention_map` is set (it forces the explicit path).
+            when `keep_attention_map` is set (it forces the explicit path); in the backbone's last block only the
+            cls query's row (see `VideoTransformer.cls_only_last_block`).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
@@ -49,16 +50,20 @@ class Attention(nn.Module):
         self.keep_attention_map = False
         self.last_attention_map: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Attend over the token axis of `x` `[batch, tokens, dim]`."""
+    def forward(self, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """Attend over the token axis of `x` `[batch, tokens, dim]`; with `cls_only` only token 0 queries
+        (`[batch, 1, dim]` out)."""
         # Unbinding q, k, v where they lie in `qkv`'s output makes the backward one stack into that layout (a
         # permute first would add a copy of the whole qkv gradient).
         q, k, v = (t.transpose(1, 2) for t in self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).unbind(2))
-        return self._attend(q, k, v)
+        return self._attend(q, k, v, cls_only)
 
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
         """The kernel the global switch picks, then `proj`: heads `[batch, heads, tokens, head_dim]` -> `[batch,
-        queries, dim]`. Separate from `forward` so a subclass can change the keys and values between the two."""
+        queries, dim]`, the queries all tokens or, with `cls_only`, token 0. Separate from `forward` so a subclass
+        can change the keys and values between the two."""
+        if cls_only:
+            q = q[:, :, :1]
         dropout = self.attn_drop if self.training else 0.0
         if _use_fused and not self.keep_attention_map:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)

@@ -26,12 +26,12 @@ class AxialBlock(Block):
                                                                                     attn_drop)
         self.width_norm1, self.width_attn, self.width_fc = extra_attention(dim, num_heads, qkv_bias, drop, attn_drop)
 
-    def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+    def attend(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
         sizes = (grid.height, grid.width, grid.frames)
         cls, patches = split_cls(x)
         patches = self.attend_groups(patches, Grouping(sizes, (0, 1, 2)), self.temporal_norm1, self.temporal_attn,
                                      self.temporal_fc)
         patches = self.attend_groups(patches, Grouping(sizes, (0, 2, 1)), self.width_norm1, self.width_attn,
                                      self.width_fc)
-        cls, patches = self.attend_groups_with_cls(cls, patches, Grouping(sizes, (1, 2, 0)))
-        return torch.cat([cls, patches], dim=1)
+        cls, patches = self.attend_groups_with_cls(cls, patches, Grouping(sizes, (1, 2, 0)), cls_only)
+        return cls if cls_only else torch.cat([cls, patches], dim=1)

@@ -109,29 +109,34 @@ class Block(nn.Module):
                 if name.endswith("_fc"):
                     nn.init.zeros_(module.weight)
 
-    def forward(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
-        x = self.attend(x, grid)
+    def forward(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
+        """`x` with this block applied. `cls_only`: the caller reads only the cls token(s) (the readout, of the last
+        block), so the block may return just them, `[sequences, 1, D]`, and spare the other tokens' queries and
+        MLP."""
+        x = self.attend(x, grid, cls_only)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
-    def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
-        return x + self.drop_path(self.attn(self.norm1(x)))
+    def attend(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
+        """The attention steps with their residuals; `cls_only` as in `forward`."""
+        return (x[:, :1] if cls_only else x) + self.drop_path(self.attn(self.norm1(x), cls_only))
 
-    def attend_groups_with_cls(self, cls: torch.Tensor, patches: torch.Tensor,
-                               grouping: Grouping) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend_groups_with_cls(self, cls: torch.Tensor, patches: torch.Tensor, grouping: Grouping,
+                               cls_only: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Main attention (`norm1`, `attn`) within each group of patches plus a copy of the cls token; the cls
         token's update is the average over its copies (the official divided block's spatial step).
 
         Args:
             cls: `[B, 1, D]`, as `split_cls` gives it.
             patches: `[B, patches, D]`.
+            cls_only: only the cls copies query; the patches come back as None.
         Returns:
             The updated `cls` and `patches`.
         """
         groups = grouping.split(patches)
         with_cls = torch.cat([cls.unsqueeze(1).expand(-1, grouping.groups, -1, -1), groups], dim=2)
-        update = self.drop_path(self.attn(self.norm1(with_cls.flatten(0, 1)))).unflatten(0, groups.shape[:2])
-        cls_update, patch_update = update.split([1, grouping.group_size], dim=2)
-        return cls + cls_update.mean(dim=1), grouping.add(patches, patch_update)
+        update = self.drop_path(self.attn(self.norm1(with_cls.flatten(0, 1)), cls_only))
+        cls_update, patch_update = update.unflatten(0, groups.shape[:2]).split([1, update.shape[1] - 1], dim=2)
+        return cls + cls_update.mean(dim=1), None if cls_only else grouping.add(patches, patch_update)
 
     def attend_groups(self, patches: torch.Tensor, grouping: Grouping, norm: nn.LayerNorm, attn: Attention,
                       fc: nn.Linear) -> torch.Tensor:

@@ -24,10 +24,10 @@ class DividedSpaceTimeBlock(Block):
         self.temporal_norm1, self.temporal_attn, self.temporal_fc = extra_attention(dim, num_heads, qkv_bias, drop,
                                                                                     attn_drop)
 
-    def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+    def attend(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
         sizes = (grid.patches_per_frame, grid.frames)
         cls, patches = split_cls(x)
         patches = self.attend_groups(patches, Grouping(sizes, (0, 1)), self.temporal_norm1, self.temporal_attn,
                                      self.temporal_fc)
-        cls, patches = self.attend_groups_with_cls(cls, patches, Grouping(sizes, (1, 0)))
-        return torch.cat([cls, patches], dim=1)
+        cls, patches = self.attend_groups_with_cls(cls, patches, Grouping(sizes, (1, 0)), cls_only)
+        return cls if cls_only else torch.cat([cls, patches], dim=1)

@@ -30,7 +30,9 @@ class LocalGlobalBlock(Block):
         super().__init__(dim, num_heads, grid, qkv_bias=qkv_bias, drop=drop, attn_drop=attn_drop, **kwargs)
         self.global_norm1, self.global_attn, self.global_fc = extra_attention(dim, num_heads, qkv_bias, drop, attn_drop)
 
-    def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+    def attend(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
+        """Every token, even with `cls_only`: the cls token leaves before the global step, whose weights would then
+        get no gradient at all in the last block (DDP refuses that), rather than a zero one."""
         half_height, half_width, half_frames = grid.height // 2, grid.width // 2, grid.frames // 2
         # Rows as (window row, row in window), columns likewise: windows are axes 0 and 2.
         windows = Grouping((2, half_height, 2, half_width, grid.frames), (0, 2, 1, 3, 4), member_axes=3)

@@ -52,8 +52,9 @@ class XViTAttention(Attention):
         self.fold = fold
         self.summary = summary
 
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        """Attend within each frame of `x` `[batch * frames, 1 + patches, dim]`, the frames of one clip adjacent."""
+    def forward(self, x: torch.Tensor, frames: int, cls_only: bool = False) -> torch.Tensor:
+        """Attend within each frame of `x` `[batch * frames, 1 + patches, dim]`, the frames of one clip adjacent;
+        `cls_only` as in `Attention.forward`."""
         mixed = mix_from_neighbour_frames(x, frames, self.fold) if self.mix == "input" else x
         q, k, v = self.qkv(mixed).chunk(3, dim=-1)
         if self.mix in ("kv", "k"):
@@ -64,7 +65,7 @@ class XViTAttention(Attention):
             _, k_summary, v_summary = self.qkv(x[:, 1:].mean(dim=1)).chunk(3, dim=-1)
             k, v = (torch.cat([own, summary.unflatten(0, (-1, frames)).repeat_interleave(frames, dim=0)], dim=1)
                     for own, summary in ((k, k_summary), (v, v_summary)))
-        return self._attend(*(t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for t in (q, k, v)))
+        return self._attend(*(t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for t in (q, k, v)), cls_only)
 
 
 class FrameAverage(nn.Module):
@@ -164,5 +165,5 @@ class XViTBlock(Block):
             return TemporalAttentionHead(dim, num_heads, num_frames, mlp_ratio, drop, temporal_layers)
         return FrameAverage()
 
-    def attend(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
-        return x + self.drop_path(self.attn(self.norm1(x), grid.frames))
+    def attend(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
+        return (x[:, :1] if cls_only else x) + self.drop_path(self.attn(self.norm1(x), grid.frames, cls_only))

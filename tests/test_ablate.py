@@ -15,12 +15,15 @@ from experiments.ablate.__main__ import main as ablate
 from lightning_video.cli import main as cli
 
 # Shrinks the synthetic preset: a tiny model, two batches of training, the test split of the tiny dataset.
+# Runs on the shared `motion_root` also pass NO_GENERATION: the config's own `data.synthetic` (100 videos per class)
+# would otherwise regenerate that dataset in place.
 TINY = ["--data.num_workers", "0", "--data.batch_size", "4", "--data.num_frames", "4", "--data.crop_size", "16",
         "--data.train_min_short_side", "16", "--data.train_max_short_side", "20", "--data.test_crops", "1",
         "--model.backbone.init_args.patch_size", "8", "--model.backbone.init_args.embed_dim", "16",
         "--model.backbone.init_args.depth", "1", "--model.backbone.init_args.num_heads", "2",
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
         "--trainer.enable_progress_bar", "false"]
+NO_GENERATION = ["--data.synthetic", "null"]
 
 
 @pytest.fixture
@@ -37,7 +40,8 @@ def two_row_table(tmp_path: Path) -> Path:
 def test_table_runs_every_row_writes_its_files_and_skips_finished_rows(two_row_table: Path, motion_root: Path,
                                                                        tmp_path: Path, capsys: pytest.CaptureFixture):
     out = tmp_path / "out"
-    arguments = [str(two_row_table), "--preset", "synthetic", "--out", str(out), *TINY, "--data.root", str(motion_root)]
+    arguments = [str(two_row_table), "--preset", "synthetic", "--out", str(out), *TINY, *NO_GENERATION,
+                 "--data.root", str(motion_root)]
     ablate(arguments)
     with (out / "table.csv").open() as file:
         lines = list(csv.DictReader(file))
@@ -67,9 +71,10 @@ def test_pretraining_runs_first_and_its_checkpoint_is_what_the_rows_load(motion_
         "config": "experiments/configs/synthetic_motion.yaml",
         "pretrain": [{"setting": "images", "config": "experiments/configs/synthetic_image_pretrain.yaml",
                       "set": {"data.root": str(tmp_path / "appearance"), "data.synthetic.videos_per_class": 2}}],
-        "rows": [{"setting": "scratch", "set": {"data.root": str(motion_root), "data.num_frames": 4}},
-                 {"setting": "from images", "set": {"data.root": str(motion_root), "data.num_frames": 4,
-                                                    "model.pretrained": "${images}"}}]}}}
+        "rows": [{"setting": "scratch", "set": {"data.root": str(motion_root), "data.synthetic": None,
+                                                "data.num_frames": 4}},
+                 {"setting": "from images", "set": {"data.root": str(motion_root), "data.synthetic": None,
+                                                    "data.num_frames": 4, "model.pretrained": "${images}"}}]}}}
     (tmp_path / "pretraining.yaml").write_text(yaml.safe_dump(table))
     common = [option for pair in zip(TINY[::2], TINY[1::2]) if pair[0] not in ("--data.num_frames",) for option in pair]
     ablate([str(tmp_path / "pretraining.yaml"), "--preset", "synthetic", "--out", str(tmp_path / "out"), *common])
@@ -85,7 +90,7 @@ def test_pretraining_runs_first_and_its_checkpoint_is_what_the_rows_load(motion_
 
 def test_a_failing_row_names_its_log(two_row_table: Path, motion_root: Path, tmp_path: Path):
     with pytest.raises(RuntimeError, match=r"row 'space' \(seed 0\) failed .*fit\.log"):
-        ablate([str(two_row_table), "--preset", "synthetic", "--out", str(tmp_path / "out"), *TINY,
+        ablate([str(two_row_table), "--preset", "synthetic", "--out", str(tmp_path / "out"), *TINY, *NO_GENERATION,
                 "--data.root", str(motion_root), "--model.backbone.init_args.num_heads", "3"])  # 16 channels, 3 heads
 
 

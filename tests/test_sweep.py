@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_ablate import TINY
+from test_ablate import NO_GENERATION, TINY
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from experiments.sweep import SWEEPS_DIR, load
@@ -62,7 +62,8 @@ def test_grid_runs_every_point_writes_the_table_and_skips_finished_points(motion
     path.write_text(yaml.safe_dump({"description": "Weight decay", "method": "grid", "command": COMMAND,
                                     "parameters": {"model.optimizer.init_args.weight_decay": {"values": [0.0, 0.05]},
                                                    "model.optimizer.init_args.lr": {"value": 0.001}}}))
-    arguments = [str(path), "--grid", "--out", str(tmp_path / "out"), *TINY, "--data.root", str(motion_root)]
+    arguments = [str(path), "--grid", "--out", str(tmp_path / "out"), *TINY, *NO_GENERATION,
+                 "--data.root", str(motion_root)]
     sweep(arguments)
     with (tmp_path / "out" / "table.csv").open() as file:
         lines = list(csv.DictReader(file))

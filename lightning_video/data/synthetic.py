@@ -2,7 +2,8 @@
 
 - `motion` (like SSv2): the label is the direction an object moves. Position wraps around the frame (a
   torus), so the object's position is uniform in every frame whatever the class, and colour, shape, size
-  and speed are random: no single frame says anything about the label. Space-only attention must fail.
+  and speed are random: no single frame says anything about the label. The frames as an unordered set still show
+  the axis of motion, so a model blind to frame order (space-only) can reach 0.5 at most; the sign needs the order.
 - `appearance` (like Kinetics): the label is the object's shape and colour family, visible in any frame;
   the motion is random.
 - `long_range`: the label is the order of two brief coloured flashes separated by `gap` frames, so a

@@ -102,9 +102,12 @@ def test_rows_name_weights_as_variables_and_a_missing_one_says_how_to_give_it():
         row.filled({})
 
 
-def test_unknown_tables_and_presets_are_named():
+def test_unknown_tables_and_presets_are_named(capsys: pytest.CaptureFixture):
     with pytest.raises(ValueError, match="valid: .*attention.*pos_embed"):
         spec.load("attentoin")
+    with pytest.raises(SystemExit):
+        ablate(["attentoin", "--preset", "synthetic"])
+    assert "unknown ablation 'attentoin'; valid: attention, clip_length" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no preset 'papr'; valid: synthetic, paper"):
         spec.load("attention").preset("papr")
 

@@ -25,12 +25,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="weights a table's rows name as ${NAME}, e.g. IN21K=vit_b16_in21k.npz (pretraining)")
     cost.add_arguments(parser)
     args, overrides = parser.parse_known_args(argv)
+    try:
+        table = None if args.name == cost.NAME else spec.load(args.name)
+        if table is not None:
+            table.preset(args.preset)  # checked before any run starts
+    except ValueError as error:
+        parser.error(str(error))
     out = args.out or Path("ablations") / f"{Path(args.name).stem}_{args.preset}"
     out.mkdir(parents=True, exist_ok=True)
-    if args.name == cost.NAME:
+    if table is None:
         written = cost.run(args.preset, args, out)
     else:
-        written = run_table(spec.load(args.name), args.preset, args.seeds, overrides, out, dict(args.weights))
+        written = run_table(table, args.preset, args.seeds, overrides, out, dict(args.weights))
     print("\n".join(["", *(str(path) for path in written)]))
 
 

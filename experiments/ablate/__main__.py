@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
             table.preset(args.preset)  # checked before any run starts
     except ValueError as error:
         parser.error(str(error))
+    if table is None and overrides:
+        parser.error(f"cost trains nothing, so it takes no LightningCLI overrides; got {' '.join(overrides)}")
     out = args.out or Path("ablations") / f"{Path(args.name).stem}_{args.preset}"
     out.mkdir(parents=True, exist_ok=True)
     if table is None:

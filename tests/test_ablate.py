@@ -40,8 +40,8 @@ def two_row_table(tmp_path: Path) -> Path:
 def test_table_runs_every_row_writes_its_files_and_skips_finished_rows(two_row_table: Path, motion_root: Path,
                                                                        tmp_path: Path, capsys: pytest.CaptureFixture):
     out = tmp_path / "out"
-    arguments = [str(two_row_table), "--preset", "synthetic", "--out", str(out), *TINY, *NO_GENERATION,
-                 "--data.root", str(motion_root)]
+    arguments = [str(two_row_table), "--preset", "synthetic", "--out", str(out), "--jobs", "2", *TINY, *NO_GENERATION,
+                 "--data.root", str(motion_root)]  # the rows run side by side
     ablate(arguments)
     with (out / "table.csv").open() as file:
         lines = list(csv.DictReader(file))

@@ -3,6 +3,7 @@ flagged, and stopped past `max_skip_fraction`)."""
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,11 +12,14 @@ import pytorch_lightning as pl
 import torch
 
 import published_layouts
+from lightning_video.data import synthetic
 from lightning_video.data.datamodule import SyntheticTask, VideoDataModule
 from lightning_video.data.dataset import VideoClipDataset
 from lightning_video.data.transforms import evaluation_transform
 from lightning_video.models import VideoTransformer
 from lightning_video.module import VideoClassifier
+
+real_generate = synthetic.generate
 
 
 def small_datamodule(root: Path, **overrides) -> VideoDataModule:
@@ -29,10 +33,10 @@ def test_train_batches_have_the_model_input_shape(motion_root: Path):
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
     assert batch["video"].shape == (4, 3, 4, 24, 24) and batch["video"].dtype == torch.float32
-    assert batch["label"].dtype == torch.int64 and set(batch["label"].tolist()) <= set(range(8))
+    assert batch["label"].dtype == torch.int64 and set(batch["label"].tolist()) <= {0, 1}
     assert batch["skipped"].sum() == 0
     assert -3 < batch["video"].mean() < 3  # normalised, not [0, 255]
-    assert datamodule.num_classes == 8 and datamodule.class_names[0] == "down"
+    assert datamodule.num_classes == 2 and datamodule.class_names == ["left", "right"]
 
 
 def test_test_split_has_every_view_of_every_video(motion_root: Path):
@@ -40,9 +44,9 @@ def test_test_split_has_every_view_of_every_video(motion_root: Path):
     datamodule.setup("test")
     batches = list(datamodule.test_dataloader())
     views = torch.cat([torch.stack([b["video_index"], b["clip_index"], b["aug_index"]], 1) for b in batches])
-    assert len(views) == 16 * 2 * 3 and len(torch.unique(views, dim=0)) == len(views)
+    assert len(views) == 4 * 2 * 3 and len(torch.unique(views, dim=0)) == len(views)  # 4 videos, 2 clips, 3 crops
     labels = torch.cat([b["label"] for b in batches])
-    assert labels.tolist() == [label for label in range(8) for _ in range(2 * 2 * 3)]
+    assert labels.tolist() == [label for label in range(2) for _ in range(2 * 2 * 3)]
 
 
 def test_three_crops_are_left_centre_right():
@@ -53,7 +57,7 @@ def test_three_crops_are_left_centre_right():
 
 
 def test_clip_frames_are_spread_over_the_window(motion_root: Path):
-    video = [(str(motion_root / "train/down/down_00000.mp4"), 0)]
+    video = [(str(motion_root / "train/left/left_00000.mp4"), 0)]
     keep_frames = lambda sample: sample  # noqa: E731
     clip = VideoClipDataset(video, num_frames=4, sampling_rate=3, transform=keep_frames, train=False)[0]["video"]
     every = VideoClipDataset(video, num_frames=16, sampling_rate=1, transform=keep_frames, train=False)[0]["video"]
@@ -119,6 +123,16 @@ def test_synthetic_task_is_generated_once(tmp_path: Path):
     datamodule.prepare_data()
     assert csv.stat().st_mtime_ns == written
     assert len(csv.read_text().splitlines()) == 12
+
+
+def test_runs_side_by_side_generate_a_shared_synthetic_root_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    generated = []
+    monkeypatch.setattr(synthetic, "generate", lambda **kwargs: generated.append(real_generate(**kwargs)))
+    task = SyntheticTask(task="appearance", videos_per_class=2)
+    runs = [small_datamodule(tmp_path / "shared", synthetic=task) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda datamodule: datamodule.prepare_data(), runs))
+    assert len(generated) == 1 and len((tmp_path / "shared/train.csv").read_text().splitlines()) == 12
 
 
 @pytest.mark.parametrize("store", ["webm", "frames"])

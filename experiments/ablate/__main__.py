@@ -8,6 +8,8 @@ your overrides (e.g. `--data.root /data/k400 --trainer.devices 8`). Writes `OUT/
 from __future__ import annotations
 
 import argparse
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from experiments.ablate import cost, report, spec
@@ -23,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run each row with (default: the table's)")
     parser.add_argument("--weights", nargs="+", default=[], metavar="NAME=PATH", type=weight,
                         help="weights a table's rows name as ${NAME}, e.g. IN21K=vit_b16_in21k.npz (pretraining)")
+    parser.add_argument("--jobs", type=int, help="rows to run at once, each on its share of the CPU cores "
+                        "(default: the preset's; small CPU rows finish sooner side by side than one after another)")
     cost.add_arguments(parser)
     args, overrides = parser.parse_known_args(argv)
     try:
@@ -38,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     if table is None:
         written = cost.run(args.preset, args, out)
     else:
-        written = run_table(table, args.preset, args.seeds, overrides, out, dict(args.weights))
+        written = run_table(table, args.preset, args.seeds, overrides, out, dict(args.weights), args.jobs)
     print("\n".join(["", *(str(path) for path in written)]))
 
 
@@ -50,27 +54,33 @@ def weight(text: str) -> tuple[str, str]:
 
 
 def run_table(ablation: spec.Ablation, preset_name: str, seeds: list[int] | None, overrides: list[str], out: Path,
-              weights: dict[str, str] | None = None) -> list[Path]:
+              weights: dict[str, str] | None = None, jobs: int | None = None) -> list[Path]:
     """Pretraining runs first (seed 0; your overrides apply to them too, so their model matches the rows'), then
-    every row with every seed."""
+    every row with every seed, `jobs` at a time."""
     preset = ablation.preset(preset_name)
     seeds = seeds or preset.seeds
+    jobs = jobs or preset.jobs
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}: give the number of rows to run at once, 1 or more")
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     variables = dict(weights or {})
-    results = []
+    pretrained = []
     for step in preset.pretrain:
-        results.append(_run_or_reuse(ablation.name, step.config or preset.config, step, 0, overrides, out))
-        variables[step.setting] = str(Path(results[-1].log_dir) / "checkpoints" / "last.ckpt")
-    for row in preset.rows:
-        for seed in seeds:
-            results.append(_run_or_reuse(ablation.name, preset.config, row.filled(variables), seed, overrides, out))
+        pretrained.append(_run_or_reuse(ablation.name, step.config or preset.config, step, 0, overrides, out))
+        variables[step.setting] = str(Path(pretrained[-1].log_dir) / "checkpoints" / "last.ckpt")
+    with ThreadPoolExecutor(jobs) as pool:
+        runs = [pool.submit(_run_or_reuse, ablation.name, preset.config, row.filled(variables), seed, overrides, out,
+                            threads) for row in preset.rows for seed in seeds]
+        results = pretrained + [run.result() for run in runs]
     return report.write(ablation, preset_name, seeds, report.summarise(preset, results), out)
 
 
-def _run_or_reuse(table: str, config: str, row: spec.Row, seed: int, overrides: list[str], out: Path) -> RowResult:
+def _run_or_reuse(table: str, config: str, row: spec.Row, seed: int, overrides: list[str], out: Path,
+                  threads: int | None = None) -> RowResult:
     result = finished(out, row.setting, seed)
     if result is None:
         print(f"{table}: {row.setting} (seed {seed}) ...", flush=True)
-        result = run_row(config, row, seed, overrides, out)
+        result = run_row(config, row, seed, overrides, out, threads)
         state = f"{result.wall_s / 60:.1f} min"
     else:
         state = "finished earlier"

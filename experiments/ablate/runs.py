@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -67,15 +68,16 @@ def last_values(metrics_csv: Path) -> dict[str, float]:
     return values
 
 
-def run_row(config: str, row: Row, seed: int, overrides: list[str], out: Path) -> RowResult:
-    """Train and test one row; its output goes to `OUT/runs/<setting>-seed<seed>/` (`fit.log`, the CSV logs, config and
-    checkpoints)."""
+def run_row(config: str, row: Row, seed: int, overrides: list[str], out: Path, threads: int | None = None) -> RowResult:
+    """Train and test one row, on `threads` CPU threads if given; its output goes to `OUT/runs/<setting>-seed<seed>/`
+    (`fit.log`, the CSV logs, config and checkpoints)."""
     log_dir = out / "runs" / run_name(row.setting, seed)
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with (log_dir / "fit.log").open("w") as log:
+        environment = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
         returncode = subprocess.run(command(config, row, seed, overrides, log_dir), stdout=log,
-                                    stderr=subprocess.STDOUT).returncode
+                                    stderr=subprocess.STDOUT, env=environment).returncode
     wall = time.perf_counter() - started
     if returncode:
         tail = "".join((log_dir / "fit.log").read_text().splitlines(keepends=True)[-15:])

@@ -44,13 +44,15 @@ class Row:
 
 @dataclass(frozen=True)
 class Preset:
-    """What a table runs on: `config` (a LightningCLI config file), its rows, the seeds each row runs with, and runs
-    to make first (`pretrain`: each one's last checkpoint becomes `${its setting}` for the rows)."""
+    """What a table runs on: `config` (a LightningCLI config file), its rows, the seeds each row runs with, runs
+    to make first (`pretrain`: each one's last checkpoint becomes `${its setting}` for the rows), and how many rows
+    run at once (`jobs`: 1 where a row takes the whole machine, as a GPU run does)."""
 
     config: str
     rows: list[Row]
     seeds: list[int]
     pretrain: list[Row] = field(default_factory=list)
+    jobs: int = 1
 
 
 @dataclass(frozen=True)
@@ -84,5 +86,5 @@ def load(name: str) -> Ablation:
         if len(set(settings)) != len(settings):
             raise ValueError(f"{path}: preset {preset_name!r} repeats a setting name: {settings}")
         presets[preset_name] = Preset(preset["config"], rows, list(preset.get("seeds", spec.get("seeds", [0]))),
-                                      [Row(**step) for step in preset.get("pretrain", [])])
+                                      [Row(**step) for step in preset.get("pretrain", [])], preset.get("jobs", 1))
     return Ablation(path.stem, spec["title"], spec.get("paper_source", ""), presets)

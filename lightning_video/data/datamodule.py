@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
+from filelock import FileLock
 from torch.utils.data import DataLoader
 
 from lightning_video.data import layouts, synthetic
@@ -145,11 +146,13 @@ class VideoDataModule(pl.LightningDataModule):
             return
         settings_file = self.root / "synthetic.json"
         wanted = asdict(self.synthetic)
-        if settings_file.is_file():
-            existing = json.loads(settings_file.read_text())
-            if all(existing.get(key) == value for key, value in wanted.items() if value is not None):
-                return
-        synthetic.generate(out=self.root, **wanted)
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{self.root}.lock"):  # runs side by side (ablation rows) share the root: one generates
+            if settings_file.is_file():
+                existing = json.loads(settings_file.read_text())
+                if all(existing.get(key) == value for key, value in wanted.items() if value is not None):
+                    return
+            synthetic.generate(out=self.root, **wanted)
 
     def state_dict(self) -> dict:
         """The label names, for predictions from a checkpoint far from the dataset (`cli` reads them back)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,22 @@ def test_long_range_flashes_are_gap_frames_apart(tmp_path: Path):
         assert second[0] - first[-1] == 20 + 1
 
 
+def held_out_accuracy(probe: Callable[[torch.Tensor], torch.Tensor], parameters: Iterable[nn.Parameter],
+                      train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], steps: int,
+                      batch: int) -> float:
+    """Train `probe` with Adam on random batches of `train` and return its accuracy on `test`."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    optimizer = torch.optim.Adam(parameters, lr=3e-3)
+    for _ in range(steps):
+        chosen = torch.randint(len(x_train), (batch,))
+        loss = F.cross_entropy(probe(x_train[chosen]), y_train[chosen])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return (probe(x_test).argmax(1) == y_test).float().mean().item()
+
+
 def single_frame_probe_accuracy(root: Path, num_classes: int) -> float:
     """Held-out accuracy of a small CNN that classifies single frames (what space-only attention can see)."""
     def frames_and_labels(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,15 +88,7 @@ def single_frame_probe_accuracy(root: Path, num_classes: int) -> float:
     probe = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
                           nn.Linear(32, num_classes))
-    optimizer = torch.optim.Adam(probe.parameters(), lr=3e-3)
-    for _ in range(300):
-        batch = torch.randint(len(x_train), (64,))
-        loss = F.cross_entropy(probe(x_train[batch]), y_train[batch])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        return (probe(x_test).argmax(1) == y_test).float().mean().item()
+    return held_out_accuracy(probe, probe.parameters(), (x_train, y_train), (x_test, y_test), steps=300, batch=64)
 
 
 @pytest.mark.parametrize("task", ["motion", "appearance"])
@@ -109,15 +118,8 @@ def clip_probe_accuracy(root: Path, frame_order: bool) -> float:
                            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten())
     head = nn.Linear(32, 2)
     probe = lambda x: head(frames(x.flatten(0, 1)).unflatten(0, x.shape[:2]).mean(1))  # noqa: E731
-    optimizer = torch.optim.Adam([*frames.parameters(), *head.parameters()], lr=3e-3)
-    for _ in range(200):
-        batch = torch.randint(len(x_train), (16,))
-        loss = F.cross_entropy(probe(x_train[batch]), y_train[batch])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        return (probe(x_test).argmax(1) == y_test).float().mean().item()
+    return held_out_accuracy(probe, [*frames.parameters(), *head.parameters()], (x_train, y_train), (x_test, y_test),
+                             steps=200, batch=16)
 
 
 def test_motion_needs_the_frame_order(tmp_path: Path):

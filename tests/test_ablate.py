@@ -110,6 +110,9 @@ def test_unknown_tables_and_presets_are_named(capsys: pytest.CaptureFixture):
     assert "unknown ablation 'attentoin'; valid: attention, clip_length" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no preset 'papr'; valid: synthetic, paper"):
         spec.load("attention").preset("papr")
+    with pytest.raises(SystemExit):
+        ablate(["attention", "--preset", "synthetic", "--jobs", "0"])
+    assert "--jobs 0: give the number of rows to run at once, 1 or more" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("name", "preset"), [(name, preset) for name in spec.available()

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
             table.preset(args.preset)  # checked before any run starts
     except ValueError as error:
         parser.error(str(error))
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: give the number of rows to run at once, 1 or more")
     if table is None and overrides:
         parser.error(f"cost trains nothing, so it takes no LightningCLI overrides; got {' '.join(overrides)}")
     out = args.out or Path("ablations") / f"{Path(args.name).stem}_{args.preset}"
@@ -60,8 +62,6 @@ def run_table(ablation: spec.Ablation, preset_name: str, seeds: list[int] | None
     preset = ablation.preset(preset_name)
     seeds = seeds or preset.seeds
     jobs = jobs or preset.jobs
-    if jobs < 1:
-        raise ValueError(f"--jobs {jobs}: give the number of rows to run at once, 1 or more")
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     variables = dict(weights or {})
     pretrained = []

@@ -165,6 +165,9 @@ def fit_with_a_nan_on_rank_one(rank: int, port: int, out: str) -> None:
         error = "finished"
     except FloatingPointError as raised:
         error = str(raised)
+    finally:  # gloo's threads, left running at exit, can abort the process ("terminate called without ...")
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     (Path(out) / f"rank{rank}.txt").write_text(error)
 
 

@@ -81,16 +81,17 @@ def _moving_object(rng: np.random.Generator, size: int, frames: int, shape: str,
     return video
 
 
-def _speed(rng: np.random.Generator, size: int) -> float:
-    """Pixels per frame: 1–1.6 at 32 px, so an 8-frame clip seldom wraps around the frame, which would hide the
-    direction from attention that compares positions (at twice this speed joint and xvit stayed at chance)."""
-    return rng.uniform(0.03, 0.05) * size
+def _velocity(rng: np.random.Generator, angle: float, size: int) -> np.ndarray:
+    """(rows, columns) pixels per frame along `angle` (0 is rightwards). The speed, 1–1.6 px at 32 px, keeps an
+    8-frame clip from wrapping around the frame most of the time, which would hide the direction from attention that
+    compares positions (at twice this speed joint and xvit stayed at chance)."""
+    return np.array([np.sin(angle), np.cos(angle)]) * rng.uniform(0.03, 0.05) * size
 
 
 def render_motion(rng: np.random.Generator, label: int, size: int, frames: int, gap: int) -> np.ndarray:
     """Both classes draw the axis of motion from the same range, so only the order of the frames tells them apart."""
     angle = rng.uniform(-MAX_TILT, MAX_TILT) + (np.pi if MOTION_CLASSES[label] == "left" else 0.0)
-    velocity = np.array([np.sin(angle), np.cos(angle)]) * _speed(rng, size)
+    velocity = _velocity(rng, angle, size)
     return _moving_object(rng, size, frames, rng.choice(SHAPES), _bright_colour(rng), velocity)
 
 
@@ -101,8 +102,7 @@ def appearance_classes() -> list[str]:
 def render_appearance(rng: np.random.Generator, label: int, size: int, frames: int, gap: int) -> np.ndarray:
     colour_name, shape = appearance_classes()[label].split("_")
     colour = _bright_colour(rng, COLOUR_FAMILIES[colour_name] + rng.uniform(-0.05, 0.05))
-    angle = rng.uniform(0, 2 * np.pi)
-    velocity = np.array([np.sin(angle), np.cos(angle)]) * _speed(rng, size)
+    velocity = _velocity(rng, rng.uniform(0, 2 * np.pi), size)
     return _moving_object(rng, size, frames, shape, colour, velocity)
 
 
@@ -111,8 +111,7 @@ FLASH_FRAMES = 3
 
 def render_long_range(rng: np.random.Generator, label: int, size: int, frames: int, gap: int) -> np.ndarray:
     """A grey distractor drifts all along; two flashes of `FLASH_FRAMES` frames each, `gap` frames apart."""
-    angle = rng.uniform(0, 2 * np.pi)
-    velocity = np.array([np.sin(angle), np.cos(angle)]) * _speed(rng, size)
+    velocity = _velocity(rng, rng.uniform(0, 2 * np.pi), size)
     video = _moving_object(rng, size, frames, rng.choice(SHAPES), np.full(3, rng.uniform(90, 160)), velocity)
     first, second = LONG_RANGE_CLASSES[label].split("_then_")
     first_start = int(rng.integers(0, frames - gap - 2 * FLASH_FRAMES + 1))

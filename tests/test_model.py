@@ -121,6 +121,26 @@ def test_sincos_time_embed_init_gives_each_frame_the_hand_computed_code():
         VideoTransformer("divided", **TINY, time_embed_init="sin")
 
 
+def test_sincos_pos_embed_init_codes_each_patch_row_and_column():
+    """Patch (r, c) of a side × side grid gets [sincos(r) over half the channels, sincos(c) over the other half],
+    the codes `time_embed_init="sincos"` gives frames; the cls entry keeps the official init."""
+    model = VideoTransformer("space", **TINY, pos_embed_init="sincos")
+    side, half = TINY["img_size"] // TINY["patch_size"], TINY["embed_dim"] // 2
+    quarter = half // 2
+    codes = model.pos_embed[0, 1:].detach().reshape(side, side, -1)
+    for row, column in ((0, 0), (1, 3), (3, 2)):
+        for i in (0, 1, quarter - 1):
+            frequency = side ** (-i / quarter)
+            assert codes[row, column, i].item() == pytest.approx(math.sin(row * frequency), abs=1e-6)
+            assert codes[row, column, quarter + i].item() == pytest.approx(math.cos(row * frequency), abs=1e-6)
+            assert codes[row, column, half + i].item() == pytest.approx(math.sin(column * frequency), abs=1e-6)
+            assert codes[row, column, half + quarter + i].item() == pytest.approx(math.cos(column * frequency),
+                                                                                abs=1e-6)
+    assert model.pos_embed[0, 0].abs().max() < 0.1 and model.pos_embed.requires_grad
+    with pytest.raises(ValueError, match="unknown pos_embed_init 'sin'; valid: trunc_normal, sincos"):
+        VideoTransformer("space", **TINY, pos_embed_init="sin")
+
+
 def test_bf16_autocast_runs():
     model = VideoTransformer("divided", **TINY)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -132,6 +132,25 @@ def test_motion_needs_the_frame_order(tmp_path: Path):
     assert ordered > 0.9, f"consecutive frames should tell the direction: {ordered:.2f}"
 
 
+def test_location_labels_the_cell_that_holds_a_still_object(tmp_path: Path):
+    """The object's centroid (on the torus) lies in its labelled cell of the 4 × 4 grid, up to the 1.2 px a
+    triangle's centroid sits off its centre; every frame is the same picture (up to H.264's few levels)."""
+    root = generate("location", tmp_path, videos_per_class=2)
+    cell = 32 / 4
+    labels = Counter()
+    for frames, label in read_split(root, "train"):
+        assert np.abs(frames.astype(int) - frames[0]).max() <= 8
+        ys, xs = np.nonzero(frames[0].max(-1) > 120)  # the object is bright, the background below 50
+        centre = [np.angle(np.exp(2j * np.pi * coords / 32).mean()) % (2 * np.pi) * 32 / (2 * np.pi)
+                  for coords in (ys, xs)]
+        row, column = divmod(label, 4)
+        for position, first in zip(centre, (row * cell, column * cell)):
+            outside = max(first - position, position - (first + cell), 0)
+            assert min(outside, 32 - outside) <= 1.5, (label, centre)
+        labels[task_classes("location")[label]] += 1
+    assert labels == {f"row{r}_col{c}": 2 for r in range(4) for c in range(4)}
+
+
 def test_command_line_writes_the_dataset(tmp_path: Path, capsys: pytest.CaptureFixture):
     main(["--task", "long_range", "--out", str(tmp_path), "--videos-per-class", "2", "--frames", "30", "--gap", "10"])
     assert "wrote long_range" in capsys.readouterr().out
@@ -139,7 +158,7 @@ def test_command_line_writes_the_dataset(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_bad_arguments_are_explained(tmp_path: Path):
-    with pytest.raises(ValueError, match="unknown synthetic task 'motions'; valid: motion, appearance, long_range"):
+    with pytest.raises(ValueError, match="unknown synthetic task 'motions'; valid: motion, appearance, long_range, location"):
         generate("motions", tmp_path)
     with pytest.raises(ValueError, match="raise --frames or lower --gap"):
         generate("long_range", tmp_path, frames=20, gap=24)

@@ -22,7 +22,7 @@ class SyntheticTask:
     """A synthetic task to generate into the data root when it is not there yet (see `data.synthetic`).
 
     Args:
-        task: "motion", "appearance" or "long_range".
+        task: "motion", "appearance", "long_range" or "location".
         videos_per_class: training videos per class (val and test get a quarter as many, at least 2).
         seed: generation seed.
         size: frame side in pixels.

@@ -9,6 +9,9 @@
   twice chance.)
 - `appearance` (like Kinetics): the label is the object's shape and colour family, visible in any frame;
   the motion is random.
+- `location` (an image task, the stand-in for ImageNet in front of `motion`): the label is which cell of a 4 × 4
+  grid holds a still object's centre. Image pretraining on it gives a model positions that mean something, which
+  `motion` needs from every scheme that does not compare a patch only with itself across time.
 - `long_range`: the label is the order of two brief coloured flashes separated by `gap` frames, so a
   clip shorter than the gap cannot see both.
 
@@ -69,11 +72,12 @@ def _bright_colour(rng: np.random.Generator, hue: float | None = None) -> np.nda
 
 
 def _moving_object(rng: np.random.Generator, size: int, frames: int, shape: str, colour: np.ndarray,
-                   velocity: np.ndarray) -> np.ndarray:
-    """`[frames, size, size, 3]` uint8: an object from a uniform random start moving at `velocity`, wrapping."""
+                   velocity: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """`[frames, size, size, 3]` uint8: an object from `start` (default uniform random) moving at `velocity`,
+    wrapping."""
     background = rng.uniform(0, 50, size=3)
     radius = rng.uniform(0.12, 0.18) * size
-    start = rng.uniform(0, size, size=2)
+    start = rng.uniform(0, size, size=2) if start is None else start
     video = np.empty((frames, size, size, 3), dtype=np.uint8)
     for t in range(frames):
         mask = shape_mask(shape, size, tuple(start + velocity * t), radius)
@@ -106,6 +110,20 @@ def render_appearance(rng: np.random.Generator, label: int, size: int, frames: i
     return _moving_object(rng, size, frames, shape, colour, velocity)
 
 
+LOCATION_CELLS = 4  # `location` labels a LOCATION_CELLS × LOCATION_CELLS grid of cells
+
+
+def location_classes() -> list[str]:
+    return [f"row{row}_col{column}" for row in range(LOCATION_CELLS) for column in range(LOCATION_CELLS)]
+
+
+def render_location(rng: np.random.Generator, label: int, size: int, frames: int, gap: int) -> np.ndarray:
+    """A still object whose centre lies in cell `label` (row-major), anywhere in it."""
+    cell = np.array(divmod(label, LOCATION_CELLS))
+    start = (cell + rng.uniform(0, 1, size=2)) * size / LOCATION_CELLS
+    return _moving_object(rng, size, frames, rng.choice(SHAPES), _bright_colour(rng), np.zeros(2), start)
+
+
 FLASH_FRAMES = 3
 
 
@@ -126,8 +144,9 @@ TASKS: dict[str, tuple[list[str], Renderer]] = {
     "motion": (list(MOTION_CLASSES), render_motion),
     "appearance": (appearance_classes(), render_appearance),
     "long_range": (list(LONG_RANGE_CLASSES), render_long_range),
+    "location": (location_classes(), render_location),
 }
-DEFAULT_FRAMES = {"motion": 16, "appearance": 16, "long_range": 48}
+DEFAULT_FRAMES = {"motion": 16, "appearance": 16, "long_range": 48, "location": 4}
 
 
 def task_classes(task: str) -> list[str]:
@@ -161,12 +180,12 @@ def generate(task: str, out: str | Path, videos_per_class: int = 100, seed: int 
     """Write a synthetic task to `out` (see the module docstring) and return `out`.
 
     Args:
-        task: "motion", "appearance" or "long_range".
+        task: "motion", "appearance", "long_range" or "location".
         out: output folder; created, and overwritten file by file if it exists.
         videos_per_class: training videos per class (val and test get a quarter as many, at least 2).
         seed: the videos are a function of the seed and the other arguments.
         size: frame height and width in pixels (even, for H.264's 4:2:0 chroma).
-        frames: frames per video (default 16, 48 for `long_range`).
+        frames: frames per video (default 16; 48 for `long_range`, 4 for `location`).
         fps: frame rate written in the file.
         gap: frames between the two flashes of `long_range`.
     """
@@ -203,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="training videos per class; val and test get a quarter as many (at least 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=32, help="frame side in pixels (even)")
-    parser.add_argument("--frames", type=int, default=None, help="frames per video (default: 16, long_range 48)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames per video (default: 16, long_range 48, location 4)")
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--gap", type=int, default=24, help="long_range: frames between the two flashes")
     args = parser.parse_args(argv)

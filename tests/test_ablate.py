@@ -70,7 +70,7 @@ def test_pretraining_runs_first_and_its_checkpoint_is_what_the_rows_load(motion_
     table = {"title": "Pretraining", "presets": {"synthetic": {
         "config": "experiments/configs/synthetic_motion.yaml",
         "pretrain": [{"setting": "images", "config": "experiments/configs/synthetic_image_pretrain.yaml",
-                      "set": {"data.root": str(tmp_path / "appearance"), "data.synthetic.videos_per_class": 2}}],
+                      "set": {"data.root": str(tmp_path / "location"), "data.synthetic.videos_per_class": 2}}],
         "rows": [{"setting": "scratch", "set": {"data.root": str(motion_root), "data.synthetic": None,
                                                 "data.num_frames": 4}},
                  {"setting": "from images", "set": {"data.root": str(motion_root), "data.synthetic": None,
@@ -100,6 +100,18 @@ def test_rows_name_weights_as_variables_and_a_missing_one_says_how_to_give_it():
                                                                 "8"]
     with pytest.raises(ValueError, match=r"row 'in21k' needs \$\{IN21K\}: pass --weights IN21K=PATH"):
         row.filled({})
+
+
+def test_a_presets_set_reaches_every_row_and_a_rows_own_value_wins(tmp_path: Path):
+    (tmp_path / "table.yaml").write_text(yaml.safe_dump({"title": "t", "rows": [
+        {"setting": "a", "set": {"data.num_frames": 4}}, {"setting": "b", "set": {"trainer.max_epochs": 3}}],
+        "presets": {"synthetic": {"config": "c.yaml", "set": {"trainer.max_epochs": 30, "model.pretrained": "${w}"}},
+                    "paper": {"config": "p.yaml"}}}))
+    table = spec.load(str(tmp_path / "table.yaml"))
+    assert [row.set for row in table.preset("synthetic").rows] == [
+        {"trainer.max_epochs": 30, "model.pretrained": "${w}", "data.num_frames": 4},
+        {"trainer.max_epochs": 3, "model.pretrained": "${w}"}]
+    assert [row.set for row in table.preset("paper").rows] == [{"data.num_frames": 4}, {"trainer.max_epochs": 3}]
 
 
 def test_unknown_tables_and_presets_are_named(capsys: pytest.CaptureFixture):

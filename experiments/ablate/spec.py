@@ -74,7 +74,8 @@ def available() -> list[str]:
 
 def load(name: str) -> Ablation:
     """The table `experiments/ablations/NAME.yaml`, or the YAML file `name` (a table of your own). A preset may give
-    its own `rows` and `seeds`; otherwise it uses the file's (seeds default to [0])."""
+    its own `rows` and `seeds`; otherwise it uses the file's (seeds default to [0]). A preset's `set` holds keys every
+    one of its rows sets (a row's own value wins)."""
     path = Path(name) if name.endswith((".yaml", ".yml")) else ABLATIONS_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown ablation {name!r}; valid: {', '.join(available())}, cost, or a YAML file's path")
@@ -85,6 +86,7 @@ def load(name: str) -> Ablation:
         settings = [row.setting for row in rows]
         if len(set(settings)) != len(settings):
             raise ValueError(f"{path}: preset {preset_name!r} repeats a setting name: {settings}")
+        rows = [replace(row, set={**preset.get("set", {}), **row.set}) for row in rows]
         presets[preset_name] = Preset(preset["config"], rows, list(preset.get("seeds", spec.get("seeds", [0]))),
                                       [Row(**step) for step in preset.get("pretrain", [])], preset.get("jobs", 1))
     return Ablation(path.stem, spec["title"], spec.get("paper_source", ""), presets)

@@ -26,7 +26,7 @@ def randomize(module: torch.nn.Module, std: float = 0.2) -> None:
 
 @pytest.mark.parametrize("options", [{"mix": mix} for mix in ("kv", "k", "v", "input", "none")]
                          + [{"temporal": temporal} for temporal in ("mean", "ta", "summary")]
-                         + [{"temporal": "ta", "temporal_layers": 2, "mix_layers": [1], "shift_div": 8}])
+                         + [{"temporal": "ta", "temporal_layers": 2, "mix_layers": [1], "shift_div": 8}, {"window": 2}])
 def test_forward_backward_shapes_and_every_parameter_used(options: dict):
     model = VideoTransformer("xvit", **TINY, attention_options=options)
     logits = model(torch.randn(VIDEO_SHAPE))
@@ -47,16 +47,19 @@ def plain_layer_norm(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
     return (x - mean) / torch.sqrt(variance + norm.eps) * norm.weight + norm.bias
 
 
-def from_neighbours(per_frame: list[torch.Tensor], t: int, fold: int) -> torch.Tensor:
-    """Frame t's `[tokens, channels]` with channels [0, fold) of frame t + 1 and [fold, 2 fold) of frame t - 1."""
-    zeros = torch.zeros_like(per_frame[t])
-    following = per_frame[t + 1] if t + 1 < len(per_frame) else zeros
-    preceding = per_frame[t - 1] if t > 0 else zeros
-    return torch.cat([following[:, :fold], preceding[:, fold:2 * fold], per_frame[t][:, 2 * fold:]], dim=1)
+def from_neighbours(per_frame: list[torch.Tensor], t: int, fold: int, window: int = 1) -> torch.Tensor:
+    """Frame t's `[tokens, channels]` with channels [0, fold) of frame t + 1, [fold, 2 fold) of frame t - 1, then
+    (window 2) [2 fold, 3 fold) of t + 2 and [3 fold, 4 fold) of t - 2, one channel at a time."""
+    mixed = per_frame[t].clone()
+    for channel in range(2 * window * fold):
+        distance, side = channel // (2 * fold) + 1, channel % (2 * fold) // fold  # side 0: later, 1: earlier
+        source = t + distance if side == 0 else t - distance
+        mixed[:, channel] = per_frame[source][:, channel] if 0 <= source < len(per_frame) else 0.0
+    return mixed
 
 
 def reference_block(block: XViTBlock, x: torch.Tensor, frames: int, heads: int, mix: str, fold: int,
-                    summary: bool) -> torch.Tensor:
+                    summary: bool, window: int = 1) -> torch.Tensor:
     """The X-ViT block written out one clip, frame and head at a time."""
     dim = x.shape[-1]
     head_dim = dim // heads
@@ -65,14 +68,14 @@ def reference_block(block: XViTBlock, x: torch.Tensor, frames: int, heads: int, 
     outputs = []
     for clip in x.split(frames):
         inputs = [plain_layer_norm(frame, block.norm1) for frame in clip]
-        projected = [from_neighbours(inputs, t, fold) for t in range(frames)] if mix == "input" else inputs
+        projected = [from_neighbours(inputs, t, fold, window) for t in range(frames)] if mix == "input" else inputs
         queries = [frame @ w_q.T + b_q for frame in projected]
         keys = [frame @ w_k.T + b_k for frame in projected]
         values = [frame @ w_v.T + b_v for frame in projected]
         if mix in ("kv", "k"):
-            keys = [from_neighbours(keys, t, fold) for t in range(frames)]
+            keys = [from_neighbours(keys, t, fold, window) for t in range(frames)]
         if mix in ("kv", "v"):
-            values = [from_neighbours(values, t, fold) for t in range(frames)]
+            values = [from_neighbours(values, t, fold, window) for t in range(frames)]
         if summary:
             means = torch.stack([frame[1:].mean(dim=0) for frame in inputs])
             keys = [torch.cat([k, means @ w_k.T + b_k]) for k in keys]
@@ -91,19 +94,21 @@ def reference_block(block: XViTBlock, x: torch.Tensor, frames: int, heads: int, 
     return torch.stack(outputs)
 
 
-@pytest.mark.parametrize(("mix", "temporal"), [("kv", "mean"), ("k", "mean"), ("v", "mean"), ("input", "mean"),
-                                               ("kv", "summary")])
-def test_block_matches_a_frame_by_frame_float64_reference(mix: str, temporal: str):
+@pytest.mark.parametrize(("mix", "temporal", "window"), [("kv", "mean", 1), ("k", "mean", 1), ("v", "mean", 1),
+                                                         ("input", "mean", 1), ("kv", "summary", 1), ("kv", "mean", 2),
+                                                         ("input", "mean", 2)])
+def test_block_matches_a_frame_by_frame_float64_reference(mix: str, temporal: str, window: int):
     torch.manual_seed(0)
     batch, frames, dim, heads, shift_div = 2, 4, 16, 4, 4
     grid = TokenGrid(frames, 2, 2)
-    block = XViTBlock(dim, heads, grid, mix=mix, shift_div=shift_div, temporal=temporal).double().eval()
+    block = XViTBlock(dim, heads, grid, mix=mix, shift_div=shift_div, window=window,
+                      temporal=temporal).double().eval()
     randomize(block)
     x = torch.randn(batch * frames, 1 + grid.patches_per_frame, dim, dtype=torch.float64)
     with torch.no_grad():
         ours = block(x, grid).unflatten(0, (batch, frames))
-        expected = reference_block(block, x, frames, heads, mix, dim // shift_div,
-                                   temporal == "summary").unflatten(0, (batch, frames))
+        expected = reference_block(block, x, frames, heads, mix, dim // (shift_div * window), temporal == "summary",
+                                   window).unflatten(0, (batch, frames))
     # The first and last frames are where the zero fill happens.
     assert (ours[:, 0] - expected[:, 0]).abs().max() < 1e-10
     assert (ours[:, -1] - expected[:, -1]).abs().max() < 1e-10
@@ -124,6 +129,15 @@ def test_a_layer_outside_mix_layers_is_a_space_only_block():
     x = torch.randn(8, 5, 16)
     with torch.no_grad():
         torch.testing.assert_close(xvit(x, grid), space(x, grid))
+
+
+@pytest.mark.parametrize(("mix_layers", "mixing"), [("all", [0, 1, 2, 3, 4, 5]), ("first_half", [0, 1, 2]),
+                                                   ("second_half", [3, 4, 5]), ("odd", [0, 2, 4]), ([1, 5], [1, 5])])
+def test_mix_layers_by_name_pick_the_papers_layers(mix_layers: str | list[int], mixing: list[int]):
+    """X-ViT's "which layers" rows at any depth: halves, and the odd layers counted from 1 (indices 0, 2, 4)."""
+    model = VideoTransformer("xvit", **{**TINY, "depth": 6}, attention_options={"mix_layers": mix_layers})
+    assert [index for index, block in enumerate(model.blocks) if block.attn.mix == "kv"] == mixing
+    assert all(block.attn.mix == "none" for index, block in enumerate(model.blocks) if index not in mixing)
 
 
 @pytest.mark.parametrize(("temporal", "keys"), [("mean", 1 + PATCHES), ("summary", 1 + PATCHES + 4)])
@@ -200,8 +214,10 @@ def test_ta_head_has_the_official_layout():
     ({"shift_div": 33}, "embed_dim=32"),
     ({"shift_div": 2.5}, "integers"),
     ({"mix_layers": [0, -1]}, "layer indices"),
-    ({"mix_layers": "odd"}, "layer indices"),
-    ({"nope": 1}, "mix, shift_div, mix_layers, temporal, temporal_layers"),
+    ({"mix_layers": "even"}, "all, first_half, second_half, odd or a list of layer indices"),
+    ({"window": 0}, "t_w = 0 is mix='none'"),
+    ({"window": 5, "shift_div": 8}, "shift_div \\* window <= embed_dim=32"),
+    ({"nope": 1}, "mix, shift_div, window, mix_layers, temporal, temporal_layers"),
 ])
 def test_bad_options_are_refused_with_the_valid_choices(options: dict, message: str):
     with pytest.raises(ValueError, match=message):

@@ -83,7 +83,9 @@ class Block(nn.Module):
     options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, dim: int, num_heads: int, grid: TokenGrid, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, layer_index: int = 0) -> None:
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, layer_index: int = 0,
+                 depth: int = 1) -> None:
+        """`layer_index` of `depth` blocks: where the block sits, for schemes whose layers differ (X-ViT)."""
         super().__init__()
         self.norm1 = layer_norm(dim)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)

@@ -4,7 +4,9 @@ Each frame attends within its own 1 + S tokens, as in a space-only model, but pa
 and values come from the previous and the next frame, so every layer widens the temporal receptive field by
 one frame each way. Channel layout as in the official code (`TemporalShift`): of the flattened heads × head_dim
 channels of k and v, [0, fold) come from frame t + 1, [fold, 2 fold) from frame t - 1 and the rest from t, with
-fold = dim // shift_div; the first and last frames get zeros where they have no neighbour; cls tokens too.
+fold = dim // shift_div; the first and last frames get zeros where they have no neighbour; cls tokens too. A wider
+temporal window t_w (the paper's Table 1) takes channels from frames t ± 1 .. t ± t_w, the same mixed fraction
+split among them (our reading: the paper gives no channel layout for t_w = 2).
 
 The clip is read out from the T per-frame cls tokens by the module `XViTBlock.temporal_head` builds.
 """
@@ -21,17 +23,25 @@ from lightning_video.models.block import Block, TokenGrid, layer_norm
 
 Mix = Literal["kv", "k", "v", "input", "none"]
 Temporal = Literal["mean", "ta", "summary"]
+MixLayers = Literal["all", "first_half", "second_half", "odd"]
 MIXES: tuple[str, ...] = get_args(Mix)
+MIX_LAYERS: tuple[str, ...] = get_args(MixLayers)
 TEMPORALS: tuple[str, ...] = get_args(Temporal)
 
 
-def mix_from_neighbour_frames(x: torch.Tensor, frames: int, fold: int) -> torch.Tensor:
-    """`[batch * frames, tokens, channels]` with channels [0, fold) taken from frame t + 1 and [fold, 2 fold) from
-    frame t - 1, zeros where that frame does not exist; the other channels stay."""
+def mix_from_neighbour_frames(x: torch.Tensor, frames: int, fold: int, window: int = 1) -> torch.Tensor:
+    """`[batch * frames, tokens, channels]` with, for each distance d = 1 .. `window`, channels [(2d - 2) fold,
+    (2d - 1) fold) taken from frame t + d and the next `fold` from frame t - d, zeros where that frame does not
+    exist; the other channels stay. `window` 1 is the official layout."""
     clips = x.unflatten(0, (-1, frames))  # [batch, frames, tokens, channels]; pad counts from the last axis
-    later = nn.functional.pad(clips[:, 1:, :, :fold], (0, 0, 0, 0, 0, 1))
-    earlier = nn.functional.pad(clips[:, :-1, :, fold:2 * fold], (0, 0, 0, 0, 1, 0))
-    return torch.cat([later, earlier, clips[..., 2 * fold:]], dim=-1).flatten(0, 1)
+    shifted = []
+    for distance in range(1, window + 1):
+        first = 2 * (distance - 1) * fold
+        later = clips[:, distance:, :, first:first + fold]
+        earlier = clips[:, :-distance, :, first + fold:first + 2 * fold]
+        shifted += [nn.functional.pad(later, (0, 0, 0, 0, 0, frames - later.shape[1])),
+                    nn.functional.pad(earlier, (0, 0, 0, 0, frames - earlier.shape[1], 0))]
+    return torch.cat([*shifted, clips[..., 2 * window * fold:]], dim=-1).flatten(0, 1)
 
 
 class XViTAttention(Attention):
@@ -41,26 +51,28 @@ class XViTAttention(Attention):
         mix: what is shifted between frames: keys and values ("kv", the paper's best), keys ("k") or values
             ("v") only, the input before `qkv` ("input", so queries are mixed too) or nothing ("none").
         fold: channels taken from each neighbour frame.
+        window: the temporal window t_w: neighbours up to `window` frames away.
         summary: append the keys and values of every frame's summary token (see `XViTBlock`) to each frame's.
         The other arguments are `Attention`'s.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, *, mix: Mix, fold: int, summary: bool = False) -> None:
+                 proj_drop: float = 0.0, *, mix: Mix, fold: int, window: int = 1, summary: bool = False) -> None:
         super().__init__(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
         self.mix = mix
         self.fold = fold
+        self.window = window
         self.summary = summary
 
     def forward(self, x: torch.Tensor, frames: int, cls_only: bool = False) -> torch.Tensor:
         """Attend within each frame of `x` `[batch * frames, 1 + patches, dim]`, the frames of one clip adjacent;
         `cls_only` as in `Attention.forward`."""
-        mixed = mix_from_neighbour_frames(x, frames, self.fold) if self.mix == "input" else x
+        mixed = mix_from_neighbour_frames(x, frames, self.fold, self.window) if self.mix == "input" else x
         q, k, v = self.qkv(mixed).chunk(3, dim=-1)
         if self.mix in ("kv", "k"):
-            k = mix_from_neighbour_frames(k, frames, self.fold)
+            k = mix_from_neighbour_frames(k, frames, self.fold, self.window)
         if self.mix in ("kv", "v"):
-            v = mix_from_neighbour_frames(v, frames, self.fold)
+            v = mix_from_neighbour_frames(v, frames, self.fold, self.window)
         if self.summary:
             _, k_summary, v_summary = self.qkv(x[:, 1:].mean(dim=1)).chunk(3, dim=-1)
             k, v = (torch.cat([own, summary.unflatten(0, (-1, frames)).repeat_interleave(frames, dim=0)], dim=1)
@@ -122,8 +134,12 @@ class XViTBlock(Block):
         mix: what is shifted between neighbour frames, see `XViTAttention` ("kv", "k", "v", "input", "none").
         shift_div: fold = dim // shift_div channels come from each neighbour: 4 mixes ρ = 50% (the paper's SSv2
             setting), 8 mixes 25% (Kinetics), 2 mixes all.
-        mix_layers: "all", or the indices of the layers that mix; the others attend as space-only (the paper's
-            "which layers" ablation).
+        window: the temporal window t_w: 1 (the paper's best and the official code: frames t - 1 and t + 1) or
+            more; with t_w = 2, fold = dim // (2 shift_div) channels come from each of t ± 1 and t ± 2, so the
+            mixed fraction stays what `shift_div` says.
+        mix_layers: which layers mix, the others attending as space-only (the paper's "which layers" ablation):
+            "all", "first_half", "second_half", "odd" (layers 1, 3, 5, ... counted from 1), or a list of indices
+            counted from 0.
         temporal: how the clip is read out from the T per-frame cls tokens: "mean" (temporal averaging), "ta"
             (`TemporalAttentionHead`), or "summary": averaging, and in every mixing layer a summary token per
             frame, the mean of its normed patch tokens (the paper's φ = spatial average, R = 1; cls left out, as
@@ -135,26 +151,34 @@ class XViTBlock(Block):
 
     frame_wise = True
     has_time_embed = True
-    options = ("mix", "shift_div", "mix_layers", "temporal", "temporal_layers")
+    options = ("mix", "shift_div", "window", "mix_layers", "temporal", "temporal_layers")
 
     def __init__(self, dim: int, num_heads: int, grid: TokenGrid, qkv_bias: bool = True, drop: float = 0.0,
-                 attn_drop: float = 0.0, layer_index: int = 0, mix: Mix = "kv", shift_div: int = 4,
-                 mix_layers: Literal["all"] | Sequence[int] = "all", temporal: Temporal = "mean",
+                 attn_drop: float = 0.0, layer_index: int = 0, depth: int = 1, mix: Mix = "kv", shift_div: int = 4,
+                 window: int = 1, mix_layers: MixLayers | Sequence[int] = "all", temporal: Temporal = "mean",
                  temporal_layers: int = 1, **kwargs) -> None:
         super().__init__(dim, num_heads, grid, qkv_bias=qkv_bias, drop=drop, attn_drop=attn_drop,
-                         layer_index=layer_index, **kwargs)
+                         layer_index=layer_index, depth=depth, **kwargs)
         if mix not in MIXES:
             raise ValueError(f"unknown mix {mix!r}; valid: {', '.join(MIXES)}")
         if not _is_count(shift_div) or not 2 <= shift_div <= dim:
             raise ValueError(f"shift_div={shift_div!r}: valid values are integers from 2 (all channels mixed) to "
                              f"embed_dim={dim} (one channel from each neighbour)")
-        if mix_layers != "all" and (isinstance(mix_layers, str) or not isinstance(mix_layers, Sequence)
-                                      or not all(map(_is_count, mix_layers))):
-            raise ValueError(f"mix_layers={mix_layers!r}: valid values are 'all' or a list of layer indices >= 0")
+        if not _is_count(window) or window < 1 or shift_div * window > dim:
+            raise ValueError(f"window={window!r}: valid values are integers >= 1 with shift_div * window <= "
+                             f"embed_dim={dim} (one channel from each neighbour); t_w = 0 is mix='none'")
+        if mix_layers not in MIX_LAYERS and (isinstance(mix_layers, str) or not isinstance(mix_layers, Sequence)
+                                             or not all(map(_is_count, mix_layers))):
+            raise ValueError(f"mix_layers={mix_layers!r}: valid values are {', '.join(MIX_LAYERS)} or a list of "
+                             f"layer indices >= 0")
         _check_temporal(temporal, temporal_layers)
-        mixing = mix_layers == "all" or layer_index in mix_layers
+        if isinstance(mix_layers, str):
+            mixing = {"all": True, "first_half": layer_index < depth / 2, "second_half": layer_index >= depth / 2,
+                      "odd": layer_index % 2 == 0}[mix_layers]
+        else:
+            mixing = layer_index in mix_layers
         self.attn = XViTAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop,
-                                  mix=mix if mixing else "none", fold=dim // shift_div,
+                                  mix=mix if mixing else "none", fold=dim // (shift_div * window), window=window,
                                   summary=mixing and temporal == "summary")
 
     @classmethod

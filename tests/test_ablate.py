@@ -120,8 +120,11 @@ def test_unknown_tables_and_presets_are_named(capsys: pytest.CaptureFixture):
     with pytest.raises(SystemExit):
         ablate(["attentoin", "--preset", "synthetic"])
     assert "unknown ablation 'attentoin'; valid: attention, clip_length" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="no preset 'papr'; valid: synthetic, paper"):
+    with pytest.raises(ValueError, match="no preset 'papr'; valid: synthetic, synthetic_appearance, paper"):
         spec.load("attention").preset("papr")
+    with pytest.raises(SystemExit):
+        ablate(["cost", "--preset", "synthetic_appearance"])
+    assert "cost has no preset 'synthetic_appearance'; valid: paper, synthetic" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         ablate(["attention", "--preset", "synthetic", "--jobs", "0"])
     assert "--jobs 0: give the number of rows to run at once, 1 or more" in capsys.readouterr().err

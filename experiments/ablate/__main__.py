@@ -1,4 +1,4 @@
-"""`python -m experiments.ablate NAME --preset synthetic|paper [--out DIR] [any LightningCLI override]`: one paper
+"""`python -m experiments.ablate NAME --preset synthetic|paper|... [--out DIR] [any LightningCLI override]`: one paper
 ablation table, end to end. Tables are defined in `experiments/ablations/NAME.yaml`; `cost` needs no dataset.
 
 Every row is a `lightning_video fit --test_after_fit true` run of the preset's config with the row's keys, and then
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m experiments.ablate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help=f"{', '.join(spec.available())}, {cost.NAME}, or the path of a table's YAML file")
-    parser.add_argument("--preset", required=True, choices=["synthetic", "paper"])
+    parser.add_argument("--preset", required=True, help="synthetic, paper, or another preset the table names")
     parser.add_argument("--out", type=Path, help="output folder (default: ablations/NAME_PRESET)")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run each row with (default: the table's)")
     parser.add_argument("--weights", nargs="+", default=[], metavar="NAME=PATH", type=weight,
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
         table = None if args.name == cost.NAME else spec.load(args.name)
         if table is not None:
             table.preset(args.preset)  # checked before any run starts
+        elif args.preset not in cost.PRESETS:
+            raise ValueError(f"{cost.NAME} has no preset {args.preset!r}; valid: {', '.join(cost.PRESETS)}")
     except ValueError as error:
         parser.error(str(error))
     if args.jobs is not None and args.jobs < 1:

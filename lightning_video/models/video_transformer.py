@@ -133,8 +133,7 @@ class VideoTransformer(nn.Module):
         drop_paths = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
             block(embed_dim, num_heads, self.grid, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
-                  attn_drop=attn_drop_rate, drop_path=drop_path, layer_index=index, depth=depth,
-                  **options)
+                  attn_drop=attn_drop_rate, drop_path=drop_path, layer_index=index, depth=depth, **options)
             for index, drop_path in enumerate(drop_paths))
         self.norm = layer_norm(embed_dim)
         self.temporal_head = block.temporal_head(embed_dim, num_heads, num_frames, mlp_ratio, drop_rate, **options)

@@ -158,7 +158,8 @@ def test_command_line_writes_the_dataset(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_bad_arguments_are_explained(tmp_path: Path):
-    with pytest.raises(ValueError, match="unknown synthetic task 'motions'; valid: motion, appearance, long_range, location"):
+    with pytest.raises(ValueError,
+                       match="unknown synthetic task 'motions'; valid: motion, appearance, long_range, location"):
         generate("motions", tmp_path)
     with pytest.raises(ValueError, match="raise --frames or lower --gap"):
         generate("long_range", tmp_path, frames=20, gap=24)

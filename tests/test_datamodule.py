@@ -15,6 +15,7 @@ import published_layouts
 from lightning_video.data import synthetic
 from lightning_video.data.datamodule import SyntheticTask, VideoDataModule
 from lightning_video.data.dataset import VideoClipDataset
+from lightning_video.data.decode import open_video
 from lightning_video.data.transforms import evaluation_transform
 from lightning_video.models import VideoTransformer
 from lightning_video.module import VideoClassifier
@@ -65,6 +66,22 @@ def test_clip_frames_are_spread_over_the_window(motion_root: Path):
     assert torch.equal(clip, every[[start, start + 3, start + 7, start + 11]])
 
 
+def test_cached_frames_give_the_same_clips_and_decode_each_video_once(motion_root: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    videos = [(str(motion_root / f"train/{name}/{name}_00000.mp4"), label)
+              for label, name in enumerate(["left", "right"])]
+    keep_frames = lambda sample: sample  # noqa: E731
+    settings = dict(num_frames=4, sampling_rate=3, transform=keep_frames, train=False, clips_per_video=2)
+    plain = VideoClipDataset(videos, **settings)
+    expected = [plain[index]["video"] for index in range(len(plain))]
+    cached = VideoClipDataset(videos, **settings, cache_frames=True)
+    opened = []
+    monkeypatch.setattr("lightning_video.data.dataset.open_video", lambda path: opened.append(path) or open_video(path))
+    for _ in range(2):  # two epochs
+        assert all(torch.equal(cached[index]["video"], clip) for index, clip in enumerate(expected))
+    assert sorted(opened) == sorted(path for path, _ in videos)
+
+
 def corrupt_copy(source: Path, target: Path) -> list[str]:
     """A copy of the dataset whose first training videos are a zero-byte file, a truncated file and a text file."""
     shutil.copytree(source, target)
@@ -76,9 +93,10 @@ def corrupt_copy(source: Path, target: Path) -> list[str]:
     return [str(p) for p in paths]
 
 
-def test_unreadable_training_videos_are_replaced_and_counted(motion_root: Path, tmp_path: Path):
+@pytest.mark.parametrize("cache_frames", [False, True])
+def test_unreadable_training_videos_are_replaced_and_counted(motion_root: Path, tmp_path: Path, cache_frames: bool):
     corrupt_copy(motion_root, tmp_path / "data")
-    datamodule = small_datamodule(tmp_path / "data")
+    datamodule = small_datamodule(tmp_path / "data", cache_frames=cache_frames)
     datamodule.setup("fit")
     dataset = datamodule.datasets["train"]
     torch.manual_seed(0)

@@ -40,7 +40,7 @@ def count(model: VideoTransformer, num_frames: int | None = None, img_size: int 
     """GFLOPs of one view `[1, C, num_frames, img_size, img_size]` and millions of parameters.
 
     Args:
-        model: the model; counted whole, its last block included (see `VideoTransformer.cls_only_last_block`).
+        model: the model, counted as written (`VideoTransformer.as_written`), without the shortcuts it takes.
         num_frames: frames per view; the model's own by default.
         img_size: frame side; the model's own by default.
 
@@ -52,15 +52,13 @@ def count(model: VideoTransformer, num_frames: int | None = None, img_size: int 
                         device=parameter.device, dtype=parameter.dtype)
     modes = {module: module.training for module in model.modules()}
     model.eval()  # no dropout or stochastic depth in the traced graph
-    cls_only_last_block, model.cls_only_last_block = model.cls_only_last_block, False  # every token, as papers count
     try:
-        with torch.no_grad():
+        with torch.no_grad(), model.as_written():
             analysis = FlopCountAnalysis(model, video).set_op_handle(**ATTENTION_HANDLES)
             flops = analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
     finally:
         for module, training in modes.items():
             module.training = training
-        model.cls_only_last_block = cls_only_last_block
     uncounted = sorted(op for op in analysis.unsupported_ops() if _CONTRACTION.search(op))
     if uncounted:
         raise RuntimeError(f"fvcore cannot count {', '.join(uncounted)}: add a handle to ATTENTION_HANDLES "

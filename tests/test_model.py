@@ -81,22 +81,52 @@ def test_activation_checkpointing_gives_the_same_gradients():
                                                     ("local_global", None), ("axial", None),
                                                     ("xvit", {"temporal": "ta"}), ("xvit", {"temporal": "summary"})])
 def test_cls_only_last_block_gives_the_logits_and_gradients_of_the_whole_block(attention: str, options: dict | None):
-    torch.manual_seed(0)
-    model = VideoTransformer(attention, **TINY, drop_path_rate=0.0, attention_options=options).double()
-    with torch.no_grad():
-        for param in model.parameters():  # random everything, the zero-initialised tensors included
-            param.normal_(0, 0.3)
+    model = random_float64_model(attention, drop_path_rate=0.0, attention_options=options)
+    video = torch.randn(2, 3, 4, 32, 32, dtype=torch.float64)
+    model.cls_only_last_block = False
+    whole = logits_and_gradients(model, video)
+    model.cls_only_last_block = True
+    assert_same_logits_and_gradients(model, logits_and_gradients(model, video), whole)
+
+
+@pytest.mark.parametrize("attention", ["divided", "local_global", "axial"])
+@pytest.mark.parametrize(("drop_path_rate", "drop_rate", "training"), [(0.0, 0.0, False), (0.5, 0.0, True),
+                                                                       (0.0, 0.3, False), (0.5, 0.3, True)])
+def test_merged_output_linears_give_the_logits_and_gradients_of_the_separate_ones(
+        attention: str, drop_path_rate: float, drop_rate: float, training: bool):
+    """Stochastic depth passes the merged Linear; active dropout between `proj` and `*_fc` must keep them apart."""
+    model = random_float64_model(attention, drop_path_rate=drop_path_rate, drop_rate=drop_rate).train(training)
     video = torch.randn(2, 3, 4, 32, 32, dtype=torch.float64)
     results = []
-    for cls_only in (True, False):
-        model.cls_only_last_block = cls_only
-        model.zero_grad()
-        logits = model(video)
-        logits.square().sum().backward()
-        results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
-    (short, short_grads), (whole, whole_grads) = results
-    torch.testing.assert_close(short, whole, rtol=0, atol=1e-10)
-    for (name, _), a, b in zip(model.named_parameters(), short_grads, whole_grads):
+    for merge in (False, True):
+        for block in model.blocks:
+            block.merge_output_linears = merge
+        results.append(logits_and_gradients(model, video))
+    assert_same_logits_and_gradients(model, results[1], results[0])
+
+
+def random_float64_model(attention: str, **options) -> VideoTransformer:
+    """Every parameter random, the zero-initialised ones included, so none can hide a difference."""
+    torch.manual_seed(0)
+    model = VideoTransformer(attention, **TINY, **options).double()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0, 0.3)
+    return model
+
+
+def logits_and_gradients(model: VideoTransformer, video: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One forward and backward from the same random state (the same stochastic-depth and dropout draws)."""
+    model.zero_grad()
+    torch.manual_seed(1)
+    logits = model(video)
+    logits.square().sum().backward()
+    return logits.detach(), [param.grad.clone() for param in model.parameters()]
+
+
+def assert_same_logits_and_gradients(model: VideoTransformer, got: tuple, expected: tuple) -> None:
+    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=1e-10)
+    for (name, _), a, b in zip(model.named_parameters(), got[1], expected[1]):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10, msg=name)
 
 

@@ -53,15 +53,24 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
         """Attend over the token axis of `x` `[batch, tokens, dim]`; with `cls_only` only token 0 queries
         (`[batch, 1, dim]` out)."""
+        return self.output(self.heads(x, cls_only))
+
+    def heads(self, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """`forward` before `proj`: the heads' outputs side by side, `[batch, queries, dim]`; for a caller that
+        applies `proj` merged with a Linear of its own (`Block.extra_attention_output`)."""
         # Unbinding q, k, v where they lie in `qkv`'s output makes the backward one stack into that layout (a
         # permute first would add a copy of the whole qkv gradient).
         q, k, v = (t.transpose(1, 2) for t in self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).unbind(2))
         return self._attend(q, k, v, cls_only)
 
+    def output(self, heads: torch.Tensor) -> torch.Tensor:
+        """`proj` and its dropout on what `heads` returns."""
+        return self.proj_drop(self.proj(heads))
+
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
-        """The kernel the global switch picks, then `proj`: heads `[batch, heads, tokens, head_dim]` -> `[batch,
-        queries, dim]`, the queries all tokens or, with `cls_only`, token 0. Separate from `forward` so a subclass
-        can change the keys and values between the two."""
+        """The kernel the global switch picks: heads `[batch, heads, tokens, head_dim]` -> `[batch, queries, dim]`
+        before `proj`, the queries all tokens or, with `cls_only`, token 0. Separate from `heads` so a subclass can
+        change the keys and values between the two."""
         if cls_only:
             q = q[:, :, :1]
         dropout = self.attn_drop if self.training else 0.0
@@ -72,4 +81,4 @@ class Attention(nn.Module):
             if self.keep_attention_map:
                 self.last_attention_map = weights.detach()
             out = F.dropout(weights, dropout, self.training) @ v
-        return self.proj_drop(self.proj(out.transpose(1, 2).flatten(2)))
+        return out.transpose(1, 2).flatten(2)

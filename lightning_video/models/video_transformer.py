@@ -5,6 +5,8 @@ Parameter names follow the official TimeSformer / timm ViT (`patch_embed.proj`, 
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
@@ -84,8 +86,7 @@ class VideoTransformer(nn.Module):
 
     Attributes:
         cls_only_last_block: the last block computes only the cls token(s), the only tokens the readout reads
-            (its other tokens would cost a step ~5% more time for the same logits); `lightning_video.flops.count`
-            turns it off to count the whole model, as papers do.
+            (its other tokens would cost a step ~5% more time for the same logits); `as_written` turns it off.
     """
 
     def __init__(self, attention: str = "divided", num_classes: int = 400, img_size: int = 224, patch_size: int = 16,
@@ -201,3 +202,19 @@ class VideoTransformer(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(video))
+
+    @contextlib.contextmanager
+    def as_written(self) -> Iterator[None]:
+        """Inside this block the model computes all it is written to, as papers count FLOPs: every token of the last
+        block (`cls_only_last_block`) and every Linear layer on its own (`Block.merge_output_linears`). The shortcuts
+        give the same logits for less work."""
+        saved = self.cls_only_last_block, [block.merge_output_linears for block in self.blocks]
+        self.cls_only_last_block = False
+        for block in self.blocks:
+            block.merge_output_linears = False
+        try:
+            yield
+        finally:
+            self.cls_only_last_block = saved[0]
+            for block, merge in zip(self.blocks, saved[1]):
+                block.merge_output_linears = merge

@@ -77,7 +77,8 @@ class XViTAttention(Attention):
             _, k_summary, v_summary = self.qkv(x[:, 1:].mean(dim=1)).chunk(3, dim=-1)
             k, v = (torch.cat([own, summary.unflatten(0, (-1, frames)).repeat_interleave(frames, dim=0)], dim=1)
                     for own, summary in ((k, k_summary), (v, v_summary)))
-        return self._attend(*(t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for t in (q, k, v)), cls_only)
+        heads = (t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for t in (q, k, v))
+        return self.output(self._attend(*heads, cls_only))
 
 
 class FrameAverage(nn.Module):

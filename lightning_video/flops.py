@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import Handle, get_shape
+from torch import nn
 
 from lightning_video.models import ATTENTIONS, VideoTransformer
 
@@ -34,6 +35,18 @@ def scaled_dot_product_attention_flops(inputs: list[Any], outputs: list[Any]) ->
 
 
 ATTENTION_HANDLES: dict[str, Handle] = {"aten::scaled_dot_product_attention": scaled_dot_product_attention_flops}
+
+
+class EagerForward(nn.Module):
+    """`model.forward` called directly, not through `model(...)`: a model compiled in place (`nn.Module.compile`, as
+    `VideoClassifier(compile=True)` does) is called through `torch.compile`, which jit tracing refuses."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.model.forward(video)
 
 
 def count(model: VideoTransformer, num_frames: int | None = None, img_size: int | None = None) -> tuple[float, float]:
@@ -54,7 +67,7 @@ def count(model: VideoTransformer, num_frames: int | None = None, img_size: int 
     model.eval()  # no dropout or stochastic depth in the traced graph
     try:
         with torch.no_grad(), model.as_written():
-            analysis = FlopCountAnalysis(model, video).set_op_handle(**ATTENTION_HANDLES)
+            analysis = FlopCountAnalysis(EagerForward(model), video).set_op_handle(**ATTENTION_HANDLES)
             flops = analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
     finally:
         for module, training in modes.items():

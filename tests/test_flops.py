@@ -151,6 +151,13 @@ def test_uncounted_attention_is_an_error_not_zero(monkeypatch):
         flops.count(VideoTransformer("divided", **TINY))
 
 
+def test_a_model_compiled_in_place_is_counted_like_the_eager_one():
+    model = VideoTransformer("divided", **TINY)
+    eager = flops.count(model)
+    model.compile()  # lazy: nothing compiles unless the model is called through it
+    assert flops.count(model) == eager
+
+
 def test_count_restores_training_modes():
     model = VideoTransformer("divided", **TINY).train()
     model.blocks[0].mlp.eval()

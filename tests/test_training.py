@@ -205,3 +205,16 @@ def test_top5_stays_top5_when_the_first_batch_is_one_class():
     metrics.reset()
     metrics.update(torch.arange(8.0).expand(16, 8), torch.full((16,), 4))  # class 4: 4th of 8 → in the top 5
     assert metrics.compute()["top5"] == 1 and metrics.compute()["top1"] == 0
+
+
+def test_compiled_backbone_trains_to_the_same_weights_under_the_same_names():
+    trained = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = VideoClassifier(tiny_backbone(drop_path_rate=0.0), compile=compiled)
+        assert (model.backbone._compiled_call_impl is not None) == compiled  # nn.Module.compile's in-place forward
+        trainer(limit_val_batches=0).fit(model, loader(4))
+        trained.append(model.state_dict())
+    assert list(trained[1]) == list(trained[0])
+    for name, weight in trained[0].items():
+        torch.testing.assert_close(trained[1][name], weight, rtol=1e-4, atol=1e-5, msg=name)

@@ -153,9 +153,11 @@ class Block(nn.Module):
         """`fc(drop_path(attn.output(heads)))`. With no dropout between them, `attn.proj` and `fc` act as one Linear,
         `fc.weight @ attn.proj.weight` (stochastic depth scales whole rows, so it passes `fc.weight`; `fc.bias` stays
         outside it): one token-sized matrix product instead of two forward and two instead of four backward, for
-        the same function and gradients; a divided ViT-B/16 training step takes ~4% less time on CPU. Off while
-        `merge_output_linears` is False (`VideoTransformer.as_written`)."""
-        if not self.merge_output_linears or (attn.training and attn.proj_drop.p):
+        the same function and gradients; a divided ViT-B/16 training step takes ~4% less time on CPU. The weight
+        product costs as much as the products it saves for as many tokens as channels, so fewer tokens stay separate,
+        as everything does while `merge_output_linears` is False (`VideoTransformer.as_written`)."""
+        worth_it = heads.numel() > heads.shape[-1] ** 2  # tokens > channels
+        if not (self.merge_output_linears and worth_it) or (attn.training and attn.proj_drop.p):
             return fc(self.drop_path(attn.output(heads)))
         merged = nn.functional.linear(heads, fc.weight @ attn.proj.weight, fc.weight @ attn.proj.bias)
         return self.drop_path(merged) + fc.bias

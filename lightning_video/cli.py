@@ -24,12 +24,12 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_video.data.datamodule import VideoDataModule
-from lightning_video.global_batch import GlobalBatch
-from lightning_video.module import VideoClassifier
-from lightning_video.monitoring import ComputeMonitor
-from lightning_video.predictions import PredictionWriter
-from lightning_video.progress import progress_bar
-from lightning_video.runs import CONFIG_KEY, RunFiles, read_checkpoint, resume_last_run, run_dir, \
+from lightning_video.training.global_batch import GlobalBatch
+from lightning_video.training.module import VideoClassifier
+from lightning_video.training.monitoring import ComputeMonitor
+from lightning_video.training.predictions import PredictionWriter
+from lightning_video.training.progress import progress_bar
+from lightning_video.training.runs import CONFIG_KEY, RunFiles, read_checkpoint, resume_last_run, run_dir, \
     wandb_offline_unless_logged_in
 
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}

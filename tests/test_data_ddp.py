@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.data.dataset import VideoClipDataset
 from lightning_video.data.transforms import evaluation_transform
-from lightning_video.metrics import VideoPredictions, classification_metrics
+from lightning_video.training.metrics import VideoPredictions, classification_metrics
 
 CLASSES = 8
 DEADLINE_S = 120

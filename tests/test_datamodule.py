@@ -18,7 +18,7 @@ from lightning_video.data.dataset import VideoClipDataset
 from lightning_video.data.decode import open_video
 from lightning_video.data.transforms import evaluation_transform
 from lightning_video.models import VideoTransformer
-from lightning_video.module import VideoClassifier
+from lightning_video.training.module import VideoClassifier
 
 real_generate = synthetic.generate
 

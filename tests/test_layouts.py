@@ -13,7 +13,7 @@ from lightning_video.data import layouts
 from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.data.layouts import LAYOUTS
 from lightning_video.models import VideoTransformer
-from lightning_video.module import VideoClassifier
+from lightning_video.training.module import VideoClassifier
 
 
 def datamodule(root: Path, dataset: str, **overrides) -> VideoDataModule:

@@ -19,8 +19,8 @@ from jsonargparse import Namespace
 from pytorch_lightning.callbacks import RichProgressBar
 
 from lightning_video.cli import main
-from lightning_video.progress import ProgressLines, progress_bar
-from lightning_video.runs import wandb_offline_unless_logged_in
+from lightning_video.training.progress import ProgressLines, progress_bar
+from lightning_video.training.runs import wandb_offline_unless_logged_in
 
 REPO = Path(__file__).parents[1]
 PAPER_CONFIGS = sorted(str(path) for path in (REPO / "experiments/configs").glob("*.yaml")

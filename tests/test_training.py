@@ -16,14 +16,14 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from lightning_video import monitoring
-from lightning_video.global_batch import GlobalBatch
-from lightning_video.losses import Mixing, classification_loss
-from lightning_video.metrics import VideoPredictions, classification_metrics
+from lightning_video.training import monitoring
+from lightning_video.training.global_batch import GlobalBatch
+from lightning_video.training.losses import Mixing, classification_loss
+from lightning_video.training.metrics import VideoPredictions, classification_metrics
 from lightning_video.models import VideoTransformer
-from lightning_video.module import VideoClassifier
-from lightning_video.monitoring import ComputeMonitor
-from lightning_video.optim import parameter_groups
+from lightning_video.training.module import VideoClassifier
+from lightning_video.training.monitoring import ComputeMonitor
+from lightning_video.training.optim import parameter_groups
 
 CLASSES = 4
 

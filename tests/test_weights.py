@@ -19,7 +19,7 @@ from transformers import TimesformerConfig, TimesformerForVideoClassification
 from lightning_video.cli import VideoCLI
 from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.models import VideoTransformer, export_hf, load_pretrained
-from lightning_video.module import VideoClassifier
+from lightning_video.training.module import VideoClassifier
 
 TINY = dict(num_classes=5, img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=2, num_heads=4)
 CONFIG = str(Path(__file__).parents[1] / "experiments/configs/synthetic_motion.yaml")

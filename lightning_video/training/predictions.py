@@ -10,8 +10,8 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from lightning_video.metrics import VideoPredictions
-from lightning_video.runs import run_dir
+from lightning_video.training.metrics import VideoPredictions
+from lightning_video.training.runs import run_dir
 
 
 class PredictionWriter(BasePredictionWriter):

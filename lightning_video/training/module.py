@@ -8,10 +8,10 @@ from jsonargparse import lazy_instance
 from lightning_utilities.core.rank_zero import rank_zero_info, rank_zero_warn
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
-from lightning_video.losses import Mixing, classification_loss
-from lightning_video.metrics import VideoPredictions, classification_metrics
+from lightning_video.training.losses import Mixing, classification_loss
+from lightning_video.training.metrics import VideoPredictions, classification_metrics
 from lightning_video.models import VideoTransformer, load_pretrained
-from lightning_video.optim import parameter_groups
+from lightning_video.training.optim import parameter_groups
 
 
 class VideoClassifier(pl.LightningModule):

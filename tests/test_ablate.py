@@ -1,5 +1,5 @@
-"""The ablation runner: a table end to end on tiny runs (files, rows, resuming), every shipped table's rows parse
-against its configs, and the cost table's GFLOPs and joint-attention memory blow-up."""
+"""The ablation tables (`python -m experiments.tables ablate`): a table end to end on tiny runs (files, rows, resuming),
+every shipped table's rows parse against its configs."""
 from __future__ import annotations
 
 import csv
@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_flops import divided_gflops, joint_gflops
 
-from experiments.ablate import spec
-from experiments.ablate.__main__ import main as ablate
+from experiments.tables import Row
+from experiments.tables.ablate import available, load
+from experiments.tables.ablate import main as ablate
+from experiments.tables.__main__ import main as tables
 from lightning_video.cli import main as cli
 
-# Shrinks the synthetic preset: a tiny model, two batches of training, the test split of the tiny dataset.
+# Shrinks the synthetic scale: a tiny model, two batches of training, the test split of the tiny dataset.
 # Runs on the shared `motion_root` also pass NO_GENERATION: the config's own `data.synthetic` (100 videos per class)
 # would otherwise regenerate that dataset in place.
 TINY = ["--data.num_workers", "0", "--data.batch_size", "4", "--data.num_frames", "4", "--data.crop_size", "16",
@@ -31,7 +32,7 @@ def two_row_table(tmp_path: Path) -> Path:
     table = {"title": "Two schemes", "paper_source": "made up", "rows": [
         {"setting": "space", "set": {"model.backbone.init_args.attention": "space"}, "paper": "1.0"},
         {"setting": "divided", "set": {"model.backbone.init_args.attention": "divided"}, "paper": "2.0"}],
-        "presets": {"synthetic": {"config": "experiments/configs/synthetic_motion.yaml"}}}
+        "scales": {"synthetic": {"config": "experiments/configs/synthetic_motion.yaml"}}}
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(table))
     return path
@@ -40,7 +41,7 @@ def two_row_table(tmp_path: Path) -> Path:
 def test_table_runs_every_row_writes_its_files_and_skips_finished_rows(two_row_table: Path, motion_root: Path,
                                                                        tmp_path: Path, capsys: pytest.CaptureFixture):
     out = tmp_path / "out"
-    arguments = [str(two_row_table), "--preset", "synthetic", "--out", str(out), "--jobs", "2", *TINY, *NO_GENERATION,
+    arguments = [str(two_row_table), "--scale", "synthetic", "--out", str(out), "--jobs", "2", *TINY, *NO_GENERATION,
                  "--data.root", str(motion_root)]  # the rows run side by side
     ablate(arguments)
     with (out / "table.csv").open() as file:
@@ -67,7 +68,7 @@ def test_table_runs_every_row_writes_its_files_and_skips_finished_rows(two_row_t
 
 
 def test_pretraining_runs_first_and_its_checkpoint_is_what_the_rows_load(motion_root: Path, tmp_path: Path):
-    table = {"title": "Pretraining", "presets": {"synthetic": {
+    table = {"title": "Pretraining", "scales": {"synthetic": {
         "config": "experiments/configs/synthetic_motion.yaml",
         "pretrain": [{"setting": "images", "config": "experiments/configs/synthetic_image_pretrain.yaml",
                       "set": {"data.root": str(tmp_path / "location"), "data.synthetic.videos_per_class": 2}}],
@@ -77,7 +78,7 @@ def test_pretraining_runs_first_and_its_checkpoint_is_what_the_rows_load(motion_
                                                     "data.num_frames": 4, "model.pretrained": "${images}"}}]}}}
     (tmp_path / "pretraining.yaml").write_text(yaml.safe_dump(table))
     common = [option for pair in zip(TINY[::2], TINY[1::2]) if pair[0] not in ("--data.num_frames",) for option in pair]
-    ablate([str(tmp_path / "pretraining.yaml"), "--preset", "synthetic", "--out", str(tmp_path / "out"), *common])
+    ablate([str(tmp_path / "pretraining.yaml"), "--scale", "synthetic", "--out", str(tmp_path / "out"), *common])
     with (tmp_path / "out" / "table.csv").open() as file:
         assert [line["setting"] for line in csv.DictReader(file)] == ["images (pretraining)", "scratch", "from images"]
     image_run = tmp_path / "out" / "runs" / "images-seed0"
@@ -90,50 +91,46 @@ def test_pretraining_runs_first_and_its_checkpoint_is_what_the_rows_load(motion_
 
 def test_a_failing_row_names_its_log(two_row_table: Path, motion_root: Path, tmp_path: Path):
     with pytest.raises(RuntimeError, match=r"row 'space' \(seed 0\) failed .*fit\.log"):
-        ablate([str(two_row_table), "--preset", "synthetic", "--out", str(tmp_path / "out"), *TINY, *NO_GENERATION,
+        ablate([str(two_row_table), "--scale", "synthetic", "--out", str(tmp_path / "out"), *TINY, *NO_GENERATION,
                 "--data.root", str(motion_root), "--model.backbone.init_args.num_heads", "3"])  # 16 channels, 3 heads
 
 
 def test_rows_name_weights_as_variables_and_a_missing_one_says_how_to_give_it():
-    row = spec.Row("in21k", {"model.pretrained": "${IN21K}", "data.num_frames": 8})
+    row = Row("in21k", {"model.pretrained": "${IN21K}", "data.num_frames": 8})
     assert row.filled({"IN21K": "/w/vit.npz"}).arguments() == ["--model.pretrained", "/w/vit.npz", "--data.num_frames",
                                                                 "8"]
     with pytest.raises(ValueError, match=r"row 'in21k' needs \$\{IN21K\}: pass --weights IN21K=PATH"):
         row.filled({})
 
 
-def test_a_presets_set_reaches_every_row_and_a_rows_own_value_wins(tmp_path: Path):
+def test_a_scales_set_reaches_every_row_and_a_rows_own_value_wins(tmp_path: Path):
     (tmp_path / "table.yaml").write_text(yaml.safe_dump({"title": "t", "rows": [
         {"setting": "a", "set": {"data.num_frames": 4}}, {"setting": "b", "set": {"trainer.max_epochs": 3}}],
-        "presets": {"synthetic": {"config": "c.yaml", "set": {"trainer.max_epochs": 30, "model.pretrained": "${w}"}},
+        "scales": {"synthetic": {"config": "c.yaml", "set": {"trainer.max_epochs": 30, "model.pretrained": "${w}"}},
                     "paper": {"config": "p.yaml"}}}))
-    table = spec.load(str(tmp_path / "table.yaml"))
-    assert [row.set for row in table.preset("synthetic").rows] == [
+    table = load(str(tmp_path / "table.yaml"))
+    assert [row.set for row in table.scale("synthetic").rows] == [
         {"trainer.max_epochs": 30, "model.pretrained": "${w}", "data.num_frames": 4},
         {"trainer.max_epochs": 3, "model.pretrained": "${w}"}]
-    assert [row.set for row in table.preset("paper").rows] == [{"data.num_frames": 4}, {"trainer.max_epochs": 3}]
+    assert [row.set for row in table.scale("paper").rows] == [{"data.num_frames": 4}, {"trainer.max_epochs": 3}]
 
 
-def test_unknown_tables_and_presets_are_named(capsys: pytest.CaptureFixture):
+def test_unknown_tables_and_scales_are_named(capsys: pytest.CaptureFixture):
     with pytest.raises(ValueError, match="valid: .*attention.*pos_embed"):
-        spec.load("attentoin")
+        load("attentoin")
     with pytest.raises(SystemExit):
-        ablate(["attentoin", "--preset", "synthetic"])
+        tables(["ablate", "attentoin", "--scale", "synthetic"])  # as `python -m experiments.tables` runs it
     assert "unknown ablation 'attentoin'; valid: attention, clip_length" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="no preset 'papr'; valid: synthetic, synthetic_appearance, paper"):
-        spec.load("attention").preset("papr")
+    with pytest.raises(ValueError, match="no scale 'papr'; valid: synthetic, synthetic_appearance, paper"):
+        load("attention").scale("papr")
     with pytest.raises(SystemExit):
-        ablate(["cost", "--preset", "synthetic_appearance"])
-    assert "cost has no preset 'synthetic_appearance'; valid: paper, synthetic" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        ablate(["attention", "--preset", "synthetic", "--jobs", "0"])
+        ablate(["attention", "--scale", "synthetic", "--jobs", "0"])
     assert "--jobs 0: give the number of rows to run at once, 1 or more" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("name", "preset"), [(name, preset) for name in spec.available()
-                                              for preset in spec.load(name).presets])
-def test_every_row_of_every_shipped_table_is_a_valid_config(name: str, preset: str, capsys: pytest.CaptureFixture):
-    table = spec.load(name).preset(preset)
+@pytest.mark.parametrize(("name", "scale"), [(name, scale) for name in available() for scale in load(name).scales])
+def test_every_row_of_every_shipped_table_is_a_valid_config(name: str, scale: str, capsys: pytest.CaptureFixture):
+    table = load(name).scale(scale)
     for row in [*table.pretrain, *table.rows]:
         with pytest.raises(SystemExit):
             cli(["fit", "--config", row.config or table.config, *row.arguments(), "--print_config"])
@@ -142,20 +139,4 @@ def test_every_row_of_every_shipped_table_is_a_valid_config(name: str, preset: s
             found = printed
             for part in key.split("."):
                 found = found[part]
-            assert found == value or {**found, **value} == found, (name, preset, row.setting, key)
-
-
-def test_cost_table_reproduces_the_hand_counts_and_the_joint_memory_blow_up(tmp_path: Path):
-    ablate(["cost", "--preset", "synthetic", "--out", str(tmp_path), "--schemes", "joint", "divided",
-            "--crops", "224", "--frames", "8"])
-    with (tmp_path / "gflops_8x224.csv").open() as file:
-        paper_config = {line["scheme"]: float(line["gflops_per_view"]) for line in csv.DictReader(file)}
-    assert paper_config == pytest.approx({"joint": joint_gflops(), "divided": divided_gflops()}, abs=0.01)
-    with (tmp_path / "table.csv").open() as file:
-        lines = {line["scheme"]: line for line in csv.DictReader(file)}
-    joint, divided = lines["joint"], lines["divided"]
-    assert int(joint["tokens"]) == 8 * 14 * 14
-    # 1568 tokens: the explicit path keeps four layers of 4 × 1568² attention maps; the fused kernel keeps none
-    assert float(joint["explicit_GiB"]) > 3 * float(joint["fused_GiB"])
-    assert float(joint["explicit_GiB"]) > 2 * float(divided["explicit_GiB"])
-    assert (tmp_path / "cost.png").stat().st_size > 0 and "| joint | 8 | 224 |" in (tmp_path / "table.md").read_text()
+            assert found == value or {**found, **value} == found, (name, scale, row.setting, key)

@@ -10,8 +10,8 @@ import yaml
 from test_ablate import NO_GENERATION, TINY
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from experiments.sweep import SWEEPS_DIR, load
-from experiments.sweep import main as sweep
+from experiments.tables.sweep import SWEEPS_DIR, load
+from experiments.tables.sweep import main as sweep
 from lightning_video.cli import main as cli
 
 SYNTHETIC = "experiments/configs/synthetic_motion.yaml"
@@ -31,14 +31,14 @@ def test_every_point_of_every_shipped_sweep_is_a_valid_config(path: Path, capsys
     """Both ways a point runs: the agent's command (`--key=value`, values as Python prints them) and `--grid`'s row."""
     sweep_file = yaml.safe_load(path.read_text())
     assert sweep_file["metric"] == {"name": "val/clip_top1", "goal": "maximize"}
-    preset = next(iter(load(path).presets.values()))
-    for row in preset.rows:
+    scale = next(iter(load(path).scales.values()))
+    for row in scale.rows:
         command = agent_command(sweep_file["command"], row.set)
         assert command[:5] == ["/usr/bin/env", "python", "-m", "lightning_video", "fit"]
         assert all(f"--{key}={value}" in command for key, value in row.set.items())
         agent = printed_config(command[4:], capsys)
         assert agent["trainer"]["logger"]["class_path"] == "pytorch_lightning.loggers.WandbLogger"
-        for printed in (agent, printed_config(["fit", "--config", preset.config, *row.arguments()], capsys)):
+        for printed in (agent, printed_config(["fit", "--config", scale.config, *row.arguments()], capsys)):
             check_values(printed, row.set, path.stem)
 
 
@@ -72,7 +72,7 @@ def test_grid_runs_every_point_writes_the_table_and_skips_finished_points(motion
     resolved = yaml.safe_load((Path(lines[1]["log_dirs"]) / "config.yaml").read_text())
     assert resolved["model"]["optimizer"]["init_args"] == pytest.approx({**resolved["model"]["optimizer"]["init_args"],
                                                                          "weight_decay": 0.05, "lr": 0.001})
-    assert "# Weight decay (synthetic_motion preset)" in (tmp_path / "out" / "table.md").read_text()
+    assert "# Weight decay (synthetic_motion scale)" in (tmp_path / "out" / "table.md").read_text()
 
     capsys.readouterr()
     sweep(arguments)

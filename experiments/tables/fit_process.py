@@ -1,8 +1,9 @@
 """Run one row of a table as its own `lightning_video fit` process and keep what the table needs from it.
 
 A row's result is written to `OUT/rows/<setting>-seed<seed>.json` only when its run has finished and tested, so a
-re-run of the command skips finished rows and resumes an interrupted one from its `last.ckpt`. Each run is a separate process: rows cannot
-leak state into each other, and `--trainer.devices N` runs a row with DDP exactly as a single training would.
+re-run of the command skips finished rows and resumes an interrupted one from its `last.ckpt`. Each run is a
+separate process: rows cannot leak state into each other, and `--trainer.devices N` runs a row with DDP exactly as a
+single training would.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from experiments.ablate.spec import Row
+from experiments.tables.table import Row
 
 METRICS = {"params_M": "model/params_M", "gflops_per_view": "model/gflops_per_view", "top1": "test/video_top1",
            "top5": "test/video_top5"}

@@ -1,5 +1,5 @@
-"""The `cost` table (TimeSformer Fig. 3): GFLOPs per view and measured peak training memory per scheme as the crop
-and the clip grow, with the settings that exceed a memory budget marked. No dataset and no training.
+"""Cost of the attention schemes (TimeSformer Fig. 3): GFLOPs per view and measured peak training memory per scheme as
+the crop and the clip grow, with the settings that exceed a memory budget marked. No dataset and no training.
 
 Peak memory is one training step (forward and backward, batch 1) measured twice: with the explicit softmax of the
 papers' code, which keeps every attention map for the backward pass (joint attention's T·S × T·S blow-up), and with
@@ -7,9 +7,14 @@ the fused kernel this project uses by default, which does not. GFLOPs are fvcore
 multiply-add = one FLOP); `gflops_8x224.csv` gives every scheme at the paper config, the hand counts of
 `tests/test_flops.py`.
 
+Two scales:
 - `paper`: ViT-B/16 at crops 224–560 and 8–96 frames against 32 GiB (the paper's V100); for a GPU.
 - `synthetic`: the same token counts for a narrow, shallow model, against a budget scaled down with it, so the
   blow-up shows on a CPU in minutes.
+
+Writes `OUT/table.md`, `table.csv`, `gflops_8x224.csv` and `cost.png`.
+
+    python -m experiments.bench cost --scale synthetic
 """
 from __future__ import annotations
 
@@ -23,14 +28,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from experiments.ablate.report import save_figure, write_csv
 from experiments.bench.memory import PeakMemory
+from experiments.outputs import save_figure, write_csv
 from lightning_video.flops import count
 from lightning_video.models import ATTENTIONS, create_model, explicit_attention
 
-NAME = "cost"
 PAPER_MODEL = "timesformer_base_8x224"
-PRESETS = {  # crops (at the smallest frame count), frame counts (at the smallest crop), budget GiB, model overrides
+SCALES = {  # crops (at the smallest frame count), frame counts (at the smallest crop), budget GiB, model overrides
     "paper": dict(crops=[224, 336, 448, 560], frames=[8, 32, 64, 96], budget=32.0, model={}),
     "synthetic": dict(crops=[224, 336, 448], frames=[8, 16, 32], budget=2.0,
                       model=dict(embed_dim=96, depth=4, num_heads=4)),
@@ -41,35 +45,45 @@ COLUMNS = ("scheme", "frames", "crop", "tokens", "gflops_per_view", "params_M", 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("cost only")
-    group.add_argument("--schemes", nargs="+", choices=list(ATTENTIONS), default=list(ATTENTIONS),
-                       help="attention schemes to sweep (default: all; Fig. 3 shows joint and divided)")
-    group.add_argument("--crops", type=int, nargs="+", help="crop sizes (default: the preset's)")
-    group.add_argument("--frames", type=int, nargs="+", help="frame counts (default: the preset's)")
-    group.add_argument("--budget-gib", type=float, help="memory budget (default: the preset's)")
-    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--scale", required=True, type=scale, help=f"{' or '.join(SCALES)} (see above)")
+    parser.add_argument("--out", type=Path, help="output folder (default: bench/cost_SCALE)")
+    parser.add_argument("--schemes", nargs="+", choices=list(ATTENTIONS), default=list(ATTENTIONS),
+                        help="attention schemes to sweep (default: all; Fig. 3 shows joint and divided)")
+    parser.add_argument("--crops", type=int, nargs="+", help="crop sizes (default: the scale's)")
+    parser.add_argument("--frames", type=int, nargs="+", help="frame counts (default: the scale's)")
+    parser.add_argument("--budget-gib", type=float, help="memory budget (default: the scale's)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
-def run(preset_name: str, args: argparse.Namespace, out: Path) -> list[Path]:
-    preset = PRESETS[preset_name]
+def scale(name: str) -> str:
+    if name not in SCALES:
+        raise argparse.ArgumentTypeError(f"cost has no scale {name!r}; valid: {', '.join(SCALES)}")
+    return name
+
+
+def run(args: argparse.Namespace) -> None:
+    chosen = SCALES[args.scale]
     device = torch.device(args.device)
-    if preset_name == "paper" and device.type == "cpu":
-        raise SystemExit("the paper cost preset needs tens of GiB per setting: run it with --device cuda, or use "
-                         "--preset synthetic (the same token counts for a small model) on a CPU")
-    budget = args.budget_gib or preset["budget"]
-    crops, frames = args.crops or preset["crops"], args.frames or preset["frames"]
+    if args.scale == "paper" and device.type == "cpu":
+        raise SystemExit("the paper cost scale needs tens of GiB per setting: run it with --device cuda, or use "
+                         "--scale synthetic (the same token counts for a small model) on a CPU")
+    out = args.out or Path("bench") / f"cost_{args.scale}"
+    out.mkdir(parents=True, exist_ok=True)
+    budget = args.budget_gib or chosen["budget"]
+    crops, frames = args.crops or chosen["crops"], args.frames or chosen["frames"]
     settings = [(scheme, frames[0], crop) for scheme in args.schemes for crop in crops]
     settings += [(scheme, count_, crops[0]) for scheme in args.schemes for count_ in frames[1:]]
     lines = []
     for scheme, num_frames, crop in settings:
-        lines.append(measure(scheme, num_frames, crop, preset["model"], device, budget))
+        lines.append(measure(scheme, num_frames, crop, chosen["model"], device, budget))
         print(_describe(lines[-1]), flush=True)
     paper_config = [dict(scheme=scheme, gflops_per_view=gflops, params_M=params)
                     for scheme in args.schemes for gflops, params in [count(create_model(PAPER_MODEL, attention=scheme))]]
     write_csv(out / "table.csv", COLUMNS, lines)
     write_csv(out / "gflops_8x224.csv", ("scheme", "gflops_per_view", "params_M"), paper_config)
-    (out / "table.md").write_text(_markdown(preset_name, preset["model"], budget, device, lines, paper_config))
-    return [out / "table.md", out / "table.csv", out / "gflops_8x224.csv", plot(lines, budget, out)]
+    (out / "table.md").write_text(_markdown(args.scale, chosen["model"], budget, device, lines, paper_config))
+    written = [out / "table.md", out / "table.csv", out / "gflops_8x224.csv", plot(lines, budget, out)]
+    print("\n".join(["", *(str(path) for path in written)]))
 
 
 def measure(scheme: str, frames: int, crop: int, model_overrides: dict, device: torch.device, budget: float) -> dict:
@@ -111,10 +125,10 @@ def _describe(line: dict) -> str:
             f"{line['fused_GiB']:.3g} GiB fused{'; over budget: ' + line['over_budget'] if line['over_budget'] else ''}")
 
 
-def _markdown(preset_name: str, model: dict, budget: float, device: torch.device, lines: list[dict],
+def _markdown(scale_name: str, model: dict, budget: float, device: torch.device, lines: list[dict],
               paper_config: list[dict]) -> str:
     size = ", ".join(f"{key} {value}" for key, value in model.items()) or "ViT-B/16"
-    text = [f"# Cost of attention schemes ({preset_name} preset)\n",
+    text = [f"# Cost of attention schemes ({scale_name} scale)\n",
             f"Model: TimeSformer ({size}), patch 16. Peak memory of one training step at batch 1 on {device.type}, "
             f"budget {budget:g} GiB.\n",
             "| scheme | frames | crop | tokens | GFLOPs/view | params (M) | peak GiB, explicit | peak GiB, fused | "

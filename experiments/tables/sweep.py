@@ -1,7 +1,7 @@
-"""`python -m experiments.sweep SWEEP.yaml --grid [--out DIR] [--seeds ...] [any LightningCLI override]`: a wandb sweep
-file of `experiments/sweeps/` run here, without a wandb server: every point of its grid, one after the other.
+"""`python -m experiments.tables sweep SWEEP.yaml --grid [--out DIR] [--seeds ...] [any LightningCLI override]`: a wandb
+sweep file of `experiments/sweeps/` run here, without a wandb server: every point of its grid, one after the other.
 
-Each point is a row of a table as `experiments.ablate` runs it: a `lightning_video fit --test_after_fit true` of the
+Each point is a row of a table as `ablate` runs it: a `lightning_video fit --test_after_fit true` of the
 config named in the sweep's command (`--config FILE`) with the point's keys, then your overrides, logged to CSV in
 `OUT/runs/`; then `OUT/table.md`, `OUT/table.csv` and a plot. Finished points are skipped when the command is run
 again. Without `--grid`, the points are listed and nothing runs.
@@ -19,15 +19,15 @@ from typing import Any
 
 import yaml
 
-from experiments.ablate import spec
-from experiments.ablate.__main__ import run_table
+from experiments.tables.runner import run_table
+from experiments.tables.table import Row, Scale, Table
 
-SWEEPS_DIR = Path(__file__).resolve().parent / "sweeps"
+SWEEPS_DIR = Path(__file__).resolve().parents[1] / "sweeps"
 ARGS = "${args}"
 
 
-def load(path: Path) -> spec.Ablation:
-    """The sweep as a table with one preset, named after its base config: a row per point of the grid."""
+def load(path: Path) -> Table:
+    """The sweep as a table with one scale, named after its base config: a row per point of the grid."""
     if not path.is_file():
         shipped = (str(shipped.relative_to(SWEEPS_DIR.parents[1])) for shipped in sorted(SWEEPS_DIR.glob("*.yaml")))
         raise ValueError(f"no sweep file {path}; shipped: {', '.join(shipped)}")
@@ -36,9 +36,8 @@ def load(path: Path) -> spec.Ablation:
     choices = grid_choices(path, sweep.get("parameters"))
     points = [dict(zip(choices, values)) for values in itertools.product(*choices.values())]
     swept = [key for key, values in choices.items() if len(values) > 1]
-    rows = [spec.Row(setting, point) for setting, point in zip(settings(points, swept), points)]
-    preset = Path(config).stem
-    return spec.Ablation(path.stem, sweep.get("description", path.stem), "", {preset: spec.Preset(config, rows, [0])})
+    rows = [Row(setting, point) for setting, point in zip(settings(points, swept), points)]
+    return Table(path.stem, sweep.get("description", path.stem), "", {Path(config).stem: Scale(config, rows, [0])})
 
 
 def settings(points: list[dict], swept: list[str]) -> list[str]:
@@ -93,7 +92,7 @@ def grid_choices(path: Path, parameters: Any) -> dict[str, list]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m experiments.tables sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", type=Path, help="a wandb sweep file, e.g. experiments/sweeps/lr.yaml")
     parser.add_argument("--grid", action="store_true", help="run every point of the grid (without it: list them)")
@@ -104,17 +103,13 @@ def main(argv: list[str] | None = None) -> None:
         table = load(args.sweep)
     except ValueError as error:
         parser.error(str(error))
-    preset_name, preset = next(iter(table.presets.items()))
+    scale_name, scale = next(iter(table.scales.items()))
     if not args.grid:
-        print("\n".join(f"{row.setting}: {' '.join(row.arguments())}" for row in preset.rows))
-        print(f"\n{len(preset.rows)} points on {preset.config}: add --grid to run them here, or "
+        print("\n".join(f"{row.setting}: {' '.join(row.arguments())}" for row in scale.rows))
+        print(f"\n{len(scale.rows)} points on {scale.config}: add --grid to run them here, or "
               f"`wandb sweep {args.sweep}` and its `wandb agent`")
         return
     out = args.out or Path("sweeps") / table.name
     out.mkdir(parents=True, exist_ok=True)
-    written = run_table(table, preset_name, args.seeds, overrides, out)
+    written = run_table(table, scale_name, args.seeds, overrides, out)
     print("\n".join(["", *(str(path) for path in written)]))
-
-
-if __name__ == "__main__":
-    main()

@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> None:
     for scheme, num_frames, crop in settings:
         lines.append(measure(scheme, num_frames, crop, chosen["model"], device, budget))
         print(_describe(lines[-1]), flush=True)
-    paper_config = [dict(scheme=scheme, gflops_per_view=gflops, params_M=params)
-                    for scheme in args.schemes for gflops, params in [count(create_model(PAPER_MODEL, attention=scheme))]]
+    paper_config = [dict(scheme=scheme, gflops_per_view=gflops, params_M=params) for scheme in args.schemes
+                    for gflops, params in [count(create_model(PAPER_MODEL, attention=scheme))]]
     write_csv(out / "table.csv", COLUMNS, lines)
     write_csv(out / "gflops_8x224.csv", ("scheme", "gflops_per_view", "params_M"), paper_config)
     (out / "table.md").write_text(_markdown(args.scale, chosen["model"], budget, device, lines, paper_config))

@@ -24,7 +24,8 @@ def summarise(scale: Scale, results: list[RowResult]) -> list[dict]:
             continue
         setting = f"{row.setting} (pretraining)" if row in scale.pretrain else row.setting
         lines.append({"setting": setting, "params_M": runs[0].params_M, "gflops_per_view": runs[0].gflops_per_view,
-                      "top1": statistics.mean(run.top1 for run in runs), "top5": statistics.mean(run.top5 for run in runs),
+                      "top1": statistics.mean(run.top1 for run in runs),
+                      "top5": statistics.mean(run.top5 for run in runs),
                       "top1_per_seed": " ".join(f"{run.top1:.3f}" for run in runs), "paper": row.paper,
                       "wall_s": sum(run.wall_s for run in runs), "log_dirs": " ".join(run.log_dir for run in runs)})
     return lines

@@ -1,1 +1,2 @@
-"""Experiment configs, launchers and benchmarks; a package so that `python -m experiments.bench` runs from the repo."""
+"""Experiment configs, tables and benchmarks; a package so that `python -m experiments.tables` and
+`python -m experiments.bench` run from the repo."""

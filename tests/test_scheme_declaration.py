@@ -120,6 +120,14 @@ def test_a_scheme_object_and_its_name_with_options_build_the_same_model():
         VideoTransformer(XViT(), **TINY, attention_options={"mix": "k"})
 
 
+@pytest.mark.parametrize(("attention", "valid"), [("divided", "none"), ("temporal_only", "none"),
+                                                ("xvit", "mix, shift_div, window, mix_layers, temporal, temporal_layers")])
+def test_an_unknown_option_of_a_named_scheme_is_refused_with_the_valid_ones(temporal_only: str, attention: str,
+                                                                            valid: str):
+    with pytest.raises(ValueError, match=f"{attention}' has no option bogus; valid attention_options: {valid}$"):
+        VideoTransformer(attention, **TINY, attention_options={"bogus": 1})
+
+
 CONFIG = ["fit", "--print_config",
           "--model.backbone.init_args.attention", "XViT"]
 

@@ -42,7 +42,8 @@ class Scheme:
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
         """The scheme's options: its `__init__` arguments."""
-        return tuple(name for name in inspect.signature(cls.__init__).parameters if name != "self")
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # after self
+        return tuple(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
     def options(self) -> dict[str, Any]:
         """The options this scheme was built with (each `__init__` argument is kept as the attribute of its name)."""

@@ -89,7 +89,7 @@ class VideoTransformer(nn.Module):
             class's arguments).
 
     Attributes:
-        attention: the scheme's registered name.
+        attention: the scheme's registered name (its class name if it has none).
         scheme: the attention scheme.
         cls_only_last_block: the last block computes only the cls token(s), the only tokens the readout reads
             (its other tokens would cost a step ~5% more time for the same logits); `as_written` turns it off.

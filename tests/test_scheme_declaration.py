@@ -120,8 +120,11 @@ def test_a_scheme_object_and_its_name_with_options_build_the_same_model():
         VideoTransformer(XViT(), **TINY, attention_options={"mix": "k"})
 
 
-@pytest.mark.parametrize(("attention", "valid"), [("divided", "none"), ("temporal_only", "none"),
-                                                ("xvit", "mix, shift_div, window, mix_layers, temporal, temporal_layers")])
+XVIT_OPTIONS = "mix, shift_div, window, mix_layers, temporal, temporal_layers"
+
+
+@pytest.mark.parametrize(("attention", "valid"),
+                         [("divided", "none"), ("temporal_only", "none"), ("xvit", XVIT_OPTIONS)])
 def test_an_unknown_option_of_a_named_scheme_is_refused_with_the_valid_ones(temporal_only: str, attention: str,
                                                                             valid: str):
     with pytest.raises(ValueError, match=f"{attention}' has no option bogus; valid attention_options: {valid}$"):
@@ -146,5 +149,16 @@ def test_a_wrong_xvit_option_is_refused_by_the_parser_with_the_accepted_ones(cap
     with pytest.raises(SystemExit) as exit_:
         cli.main([*CONFIG, "--model.backbone.init_args.attention.mixx", "k"])
     assert exit_.value.code == 2
-    assert ("Option 'mixx' is not accepted; accepted: mix, shift_div, window, mix_layers, temporal, temporal_layers"
-            in capsys.readouterr().err)
+    assert f"Option 'mixx' is not accepted; accepted: {XVIT_OPTIONS}" in capsys.readouterr().err
+
+
+def test_help_documents_every_xvit_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["fit", "--model.backbone.init_args.attention.help", "XViT"])
+    assert exit_.value.code == 0
+    printed = " ".join(capsys.readouterr().out.split())  # argparse wraps the text
+    documented = {"mix": "what is shifted between neighbour frames", "shift_div": "4 mixes ρ = 50%",
+                  "window": "the temporal window t_w", "mix_layers": "which layers mix",
+                  "temporal": "how the clip is read out", "temporal_layers": 'blocks in the "ta" head'}
+    for option, documentation in documented.items():
+        assert f"--attention.{option} " in printed and documentation in printed, option

@@ -13,9 +13,12 @@ the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume
 """
 from __future__ import annotations
 
+import inspect
+import pydoc
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from pytorch_lightning import Callback, Trainer
@@ -35,6 +38,21 @@ from lightning_video.training.runs import CONFIG_KEY, RunFiles, read_checkpoint,
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
 # The data settings a checkpoint's predictions depend on: clip sampling, views and normalisation.
 CHECKPOINTED_DATA = ("num_frames", "sampling_rate", "crop_size", "test_clips", "test_crops", "mean", "std")
+
+
+# jsonargparse refuses an unknown option of a class given by class_path without saying which it accepts.
+REFUSED_OPTION = re.compile(r"Problem with given class_path '(?P<path>[\w.]+)':\n *Option '[^']+' is not accepted")
+
+
+class VideoArgumentParser(LightningArgumentParser):
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        super().error(REFUSED_OPTION.sub(_with_accepted_options, message), ex)
+
+
+def _with_accepted_options(refused: re.Match) -> str:
+    parameters = inspect.signature(pydoc.locate(refused["path"])).parameters.values()
+    accepted = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return f"{refused[0]}; accepted: {', '.join(accepted)}"
 
 
 class VideoCLI(LightningCLI):
@@ -115,7 +133,8 @@ def main(args: list[str] | None = None) -> VideoCLI | None:
 
         sys.exit(check_data(given[1:]))
     # auto_configure_optimizers off: the module's own `optimizer` and `lr_scheduler` arguments are the config keys.
-    return VideoCLI(VideoClassifier, VideoDataModule, args=args, save_config_callback=RunFiles,
+    return VideoCLI(VideoClassifier, VideoDataModule, args=args, parser_class=VideoArgumentParser,
+                    save_config_callback=RunFiles,
                     save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
 
 

@@ -88,7 +88,7 @@ def test_block_matches_the_masked_float64_reference(attention: str):
             param.normal_(0, 0.3)
         x = torch.randn(2, 1 + GRID.frames * GRID.patches_per_frame, DIM, dtype=torch.float64)
         expected = torch.stack([reference_block(block, attention, clip) for clip in x])
-        torch.testing.assert_close(block(x, GRID), expected, rtol=0, atol=1e-10)
+        torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("attention", ["axial", "local_global"])

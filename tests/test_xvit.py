@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from lightning_video.models import VideoTransformer, explicit_attention
-from lightning_video.models.block import TokenGrid
-from lightning_video.models.space import SpaceBlock
-from lightning_video.models.xvit import XViTBlock
+from lightning_video.models.block import Block, TokenGrid
+from lightning_video.models.space import Space
+from lightning_video.models.xvit import XViT
 
 TINY = dict(num_classes=5, img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=2, num_heads=4)
 VIDEO_SHAPE = (2, 3, 4, 32, 32)
@@ -58,7 +58,7 @@ def from_neighbours(per_frame: list[torch.Tensor], t: int, fold: int, window: in
     return mixed
 
 
-def reference_block(block: XViTBlock, x: torch.Tensor, frames: int, heads: int, mix: str, fold: int,
+def reference_block(block: Block, x: torch.Tensor, frames: int, heads: int, mix: str, fold: int,
                     summary: bool, window: int = 1) -> torch.Tensor:
     """The X-ViT block written out one clip, frame and head at a time."""
     dim = x.shape[-1]
@@ -101,12 +101,12 @@ def test_block_matches_a_frame_by_frame_float64_reference(mix: str, temporal: st
     torch.manual_seed(0)
     batch, frames, dim, heads, shift_div = 2, 4, 16, 4, 4
     grid = TokenGrid(frames, 2, 2)
-    block = XViTBlock(dim, heads, grid, mix=mix, shift_div=shift_div, window=window,
-                      temporal=temporal).double().eval()
+    block = Block(dim, heads, grid, scheme=XViT(mix=mix, shift_div=shift_div, window=window,
+                                                temporal=temporal)).double().eval()
     randomize(block)
     x = torch.randn(batch * frames, 1 + grid.patches_per_frame, dim, dtype=torch.float64)
     with torch.no_grad():
-        ours = block(x, grid).unflatten(0, (batch, frames))
+        ours = block(x).unflatten(0, (batch, frames))
         expected = reference_block(block, x, frames, heads, mix, dim // (shift_div * window), temporal == "summary",
                                    window).unflatten(0, (batch, frames))
     # The first and last frames are where the zero fill happens.
@@ -116,19 +116,19 @@ def test_block_matches_a_frame_by_frame_float64_reference(mix: str, temporal: st
     # ... and mixing did change them: the same block without it gives something else.
     block.attn.mix = "none"
     with torch.no_grad():
-        assert (block(x, grid).unflatten(0, (batch, frames))[:, 0] - ours[:, 0]).abs().max() > 1e-3
+        assert (block(x).unflatten(0, (batch, frames))[:, 0] - ours[:, 0]).abs().max() > 1e-3
 
 
 def test_a_layer_outside_mix_layers_is_a_space_only_block():
     torch.manual_seed(0)
     grid = TokenGrid(4, 2, 2)
-    xvit = XViTBlock(16, 4, grid, layer_index=0, mix_layers=[1], temporal="summary").eval()
+    xvit = Block(16, 4, grid, layer_index=0, scheme=XViT(mix_layers=[1], temporal="summary")).eval()
     randomize(xvit)
-    space = SpaceBlock(16, 4, grid).eval()
+    space = Block(16, 4, grid, scheme=Space()).eval()
     space.load_state_dict(xvit.state_dict(), strict=True)
     x = torch.randn(8, 5, 16)
     with torch.no_grad():
-        torch.testing.assert_close(xvit(x, grid), space(x, grid))
+        torch.testing.assert_close(xvit(x), space(x))
 
 
 @pytest.mark.parametrize(("mix_layers", "mixing"), [("all", [0, 1, 2, 3, 4, 5]), ("first_half", [0, 1, 2]),
@@ -190,7 +190,7 @@ def test_mean_readout_averages_normed_per_frame_cls_tokens():
     with torch.no_grad():
         tokens = model.embed(video)
         for block in model.blocks:
-            tokens = block(tokens, model.grid)
+            tokens = block(tokens)
         expected = model.norm(tokens[:, 0]).unflatten(0, (2, 4)).mean(dim=1)
         torch.testing.assert_close(model.forward_features(video), expected)
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from lightning_video.models.block import Block, TokenGrid, extra_attention, split_cls
+from lightning_video.models.block import Block, split_cls
 from lightning_video.models.grouping import Grouping
+from lightning_video.models.scheme import Scheme
 
 
-class AxialBlock(Block):
+class Axial(Scheme):
     """Each step attends along one axis of the T × H × W patch grid, with its own weights.
 
     Temporal step: the T patches at one location (`temporal_norm1`, `temporal_attn`, `temporal_fc`, as in the
@@ -19,19 +20,12 @@ class AxialBlock(Block):
     over the image block, 156.8M at ViT-B/16 with 174 classes (TimeSformer Table 1).
     """
 
-    def __init__(self, dim: int, num_heads: int, grid: TokenGrid, qkv_bias: bool = True, drop: float = 0.0,
-                 attn_drop: float = 0.0, **kwargs) -> None:
-        super().__init__(dim, num_heads, grid, qkv_bias=qkv_bias, drop=drop, attn_drop=attn_drop, **kwargs)
-        self.temporal_norm1, self.temporal_attn, self.temporal_fc = extra_attention(dim, num_heads, qkv_bias, drop,
-                                                                                    attn_drop)
-        self.width_norm1, self.width_attn, self.width_fc = extra_attention(dim, num_heads, qkv_bias, drop, attn_drop)
+    extra_attentions = ("temporal", "width")
 
-    def attend(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
-        sizes = (grid.height, grid.width, grid.frames)
+    def attend(self, block: Block, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        sizes = (block.grid.height, block.grid.width, block.grid.frames)
         cls, patches = split_cls(x)
-        patches = self.attend_groups(patches, Grouping(sizes, (0, 1, 2)), self.temporal_norm1, self.temporal_attn,
-                                     self.temporal_fc)
-        patches = self.attend_groups(patches, Grouping(sizes, (0, 2, 1)), self.width_norm1, self.width_attn,
-                                     self.width_fc)
-        cls, patches = self.attend_groups_with_cls(cls, patches, Grouping(sizes, (1, 2, 0)), cls_only)
+        patches = block.attend_groups(patches, Grouping(sizes, (0, 1, 2)), "temporal")
+        patches = block.attend_groups(patches, Grouping(sizes, (0, 2, 1)), "width")
+        cls, patches = block.attend_groups_with_cls(cls, patches, Grouping(sizes, (1, 2, 0)), cls_only)
         return cls if cls_only else torch.cat([cls, patches], dim=1)

@@ -1,17 +1,18 @@
-"""The transformer block every attention scheme builds on: attention, then MLP, each residual.
+"""The transformer block every attention scheme runs in: the scheme's attention steps, then the MLP, each residual.
 
-A scheme is a `Block` subclass that overrides `attend` (how tokens exchange information) and adds the
-extra layers it needs, named as in the official TimeSformer code so checkpoints load by name.
+The steps schemes are made of live here: attention over whole sequences, within groups of patches with a copy of
+the cls token, and an extra attention within groups (its output Linears merged where that saves work).
 """
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from lightning_video.models.attention import Attention
 from lightning_video.models.grouping import Grouping
+from lightning_video.models.scheme import Scheme
 
 
 class TokenGrid(NamedTuple):
@@ -58,69 +59,63 @@ def layer_norm(dim: int) -> nn.LayerNorm:
     return nn.LayerNorm(dim, eps=1e-6)
 
 
-def extra_attention(dim: int, num_heads: int, qkv_bias: bool, drop: float,
-                    attn_drop: float) -> tuple[nn.LayerNorm, Attention, nn.Linear]:
-    """Norm, attention and output Linear of a scheme's second (or third) attention step, like TimeSformer's
-    `temporal_norm1`, `temporal_attn`, `temporal_fc`; `Block.init_weights` zeroes the `*_fc` Linear."""
-    return layer_norm(dim), Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop), \
-        nn.Linear(dim, dim)
-
-
 class Block(nn.Module):
-    """Pre-norm transformer block; the base `attend` is full self-attention over the sequence it gets.
+    """Pre-norm transformer block: the scheme's attention steps (`Scheme.attend`), then the MLP, each residual.
 
-    Class attributes describe how the backbone lays out tokens for the scheme:
+    Its layers are the image ViT block's (`norm1`, `attn`, `norm2`, `mlp`, so ViT weights load by name) with `attn`
+    built by the scheme, plus, for each of the scheme's `extra_attentions`, `{name}_norm1`, `{name}_attn` and
+    `{name}_fc`, named as in the official TimeSformer code so checkpoints load by name.
 
-    Attributes:
-        frame_wise: tokens arrive per frame (`[batch * frames, 1 + patches, dim]`, a cls token per frame)
-            instead of per clip (`[batch, 1 + patches * frames, dim]`, one cls token, space-major order).
-        has_time_embed: whether the scheme's official model has a learned temporal embedding.
-        options: names of the scheme's own constructor arguments, given as `attention_options`.
+    Args:
+        grid: the token grid of one clip; the scheme's steps read it.
+        scheme: the attention scheme; None is full attention over the sequence the block gets (`Scheme`).
+        layer_index: where the block sits among `depth` blocks, for schemes whose layers differ (X-ViT).
     """
 
-    frame_wise: ClassVar[bool] = False
-    has_time_embed: ClassVar[bool] = True
-    options: ClassVar[tuple[str, ...]] = ()
-
     def __init__(self, dim: int, num_heads: int, grid: TokenGrid, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, layer_index: int = 0,
-                 depth: int = 1) -> None:
-        """`layer_index` of `depth` blocks: where the block sits, for schemes whose layers differ (X-ViT)."""
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, scheme: Scheme | None = None,
+                 layer_index: int = 0, depth: int = 1) -> None:
         super().__init__()
+        self.grid = grid
+        self.scheme = scheme or Scheme()
         self.norm1 = layer_norm(dim)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
+        self.attn = self.scheme.attention(dim, num_heads, grid, layer_index, depth, qkv_bias=qkv_bias,
+                                          attn_drop=attn_drop, proj_drop=drop)
         self.drop_path = DropPath(drop_path)
         self.norm2 = layer_norm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        for name in self.scheme.extra_attentions:
+            self.add_module(f"{name}_norm1", layer_norm(dim))
+            self.add_module(f"{name}_attn", Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                                                      proj_drop=drop))
+            self.add_module(f"{name}_fc", nn.Linear(dim, dim))
         self.merge_output_linears = True  # see `extra_attention_output`
 
-    @classmethod
-    def temporal_head(cls, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float,
-                      **options) -> nn.Module | None:
-        """For frame-wise schemes: the module that turns per-frame cls features `[B, T, D]` into the clip
-        feature `[B, D]`; None keeps the official space-only readout (tokens averaged over frames)."""
-        return None
+    def image_counterparts(self) -> dict[str, str]:
+        """Each extra attention's module name -> the image block's module it starts from with image weights
+        (`temporal_norm1` -> `norm1`, `temporal_attn` -> `attn`; the `*_fc` has none and starts at zero)."""
+        return {f"{name}_{own}": own for name in self.scheme.extra_attentions for own in ("norm1", "attn")}
 
     def init_weights(self) -> None:
         """timm ViT init (truncated-normal Linear weights, zero biases), except that the output Linear of every
-        extra attention (`*_fc`) starts at zero, so a fresh block computes what the image ViT block does."""
-        for name, module in self.named_modules():
+        extra attention (`{name}_fc`) starts at zero, so a fresh block computes what the image ViT block does."""
+        for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-                if name.endswith("_fc"):
-                    nn.init.zeros_(module.weight)
+        for name in self.scheme.extra_attentions:
+            nn.init.zeros_(getattr(self, f"{name}_fc").weight)
 
-    def forward(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
         """`x` with this block applied. `cls_only`: the caller reads only the cls token(s) (the readout, of the last
         block), so the block may return just them, `[sequences, 1, D]`, and spare the other tokens' queries and
         MLP."""
-        x = self.attend(x, grid, cls_only)
+        x = self.scheme.attend(self, x, cls_only)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
-    def attend(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
-        """The attention steps with their residuals; `cls_only` as in `forward`."""
+    def attend_sequence(self, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """Main attention (`norm1`, `attn`) over each whole sequence of `x`, with its residual."""
         return (x[:, :1] if cls_only else x) + self.drop_path(self.attn(self.norm1(x), cls_only))
 
     def attend_groups_with_cls(self, cls: torch.Tensor, patches: torch.Tensor, grouping: Grouping,
@@ -141,10 +136,10 @@ class Block(nn.Module):
         cls_update, patch_update = update.unflatten(0, groups.shape[:2]).split([1, update.shape[1] - 1], dim=2)
         return cls + cls_update.mean(dim=1), None if cls_only else grouping.add(patches, patch_update)
 
-    def attend_groups(self, patches: torch.Tensor, grouping: Grouping, norm: nn.LayerNorm, attn: Attention,
-                      fc: nn.Linear) -> torch.Tensor:
-        """An extra attention (see `extra_attention`) within each group of `patches` `[B, patches, D]`; the cls
-        token sits out."""
+    def attend_groups(self, patches: torch.Tensor, grouping: Grouping, extra_attention: str) -> torch.Tensor:
+        """The extra attention of that name (its `_norm1`, `_attn` and `_fc`) within each group of `patches`
+        `[B, patches, D]`; the cls token sits out."""
+        norm, attn, fc = (getattr(self, f"{extra_attention}_{part}") for part in ("norm1", "attn", "fc"))
         normed = norm(grouping.split(patches))
         update = self.extra_attention_output(attn.heads(normed.flatten(0, 1)), attn, fc)
         return grouping.add(patches, update.unflatten(0, normed.shape[:2]))

@@ -1,6 +1,6 @@
 """Joint space-time attention (TimeSformer "ST"): every token attends to all T × H × W tokens and the cls."""
-from lightning_video.models.block import Block
+from lightning_video.models.scheme import Scheme
 
 
-class JointSpaceTimeBlock(Block):
-    """Full attention over the clip sequence: the base block, run on the clip layout."""
+class Joint(Scheme):
+    """Full attention over the clip sequence: the base scheme, run on the clip layout."""

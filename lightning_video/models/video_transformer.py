@@ -13,8 +13,9 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lightning_video.models.block import TokenGrid, layer_norm
-from lightning_video.models.registry import block_class
+from lightning_video.models.block import Block, TokenGrid, layer_norm
+from lightning_video.models.registry import build_scheme, scheme_name
+from lightning_video.models.scheme import Scheme
 
 PosEmbed = Literal["none", "space", "space_time"]
 TimeEmbedInit = Literal["zeros", "sincos"]
@@ -56,7 +57,9 @@ class VideoTransformer(nn.Module):
     """Video classifier `[B, C, T, H, W]` -> logits `[B, num_classes]`.
 
     Args:
-        attention: the attention scheme (see `lightning_video.models.registry.ATTENTIONS`).
+        attention: the attention scheme: a `Scheme` object carrying its options (on the command line, e.g.
+            `--model.backbone.init_args.attention XViT` and `--print_config` to see its options), or the name of a
+            registered one (`lightning_video.models.registry.ATTENTIONS`) with its options in `attention_options`.
         num_classes: size of the classification head.
         img_size: height and width of the input frames, a multiple of `patch_size`.
         patch_size: side of the square patches.
@@ -82,49 +85,48 @@ class VideoTransformer(nn.Module):
             synthetic sizes hardly uses positions that start at std 0.02: a space-only model asked which of 4 × 4
             cells holds an object stayed at chance (0.06) after 1000 steps, and reached 0.94 from sincos.
         checkpoint_blocks: recompute each block in the backward pass to save activation memory.
-        attention_options: the scheme's own settings (e.g. X-ViT's `mix`, `shift_div`), see its block's `options`.
+        attention_options: the options of a scheme given by name (e.g. X-ViT's `mix`, `shift_div`; see the scheme
+            class's arguments).
 
     Attributes:
+        attention: the scheme's registered name (its class name if it has none).
+        scheme: the attention scheme.
         cls_only_last_block: the last block computes only the cls token(s), the only tokens the readout reads
             (its other tokens would cost a step ~5% more time for the same logits); `as_written` turns it off.
     """
 
-    def __init__(self, attention: str = "divided", num_classes: int = 400, img_size: int = 224, patch_size: int = 16,
-                 num_frames: int = 8, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
+    def __init__(self, attention: Scheme | str = "divided", num_classes: int = 400, img_size: int = 224,
+                 patch_size: int = 16, num_frames: int = 8, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, pos_embed: PosEmbed | None = None,
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, in_chans: int = 3,
                  time_embed_init: TimeEmbedInit = "zeros", pos_embed_init: PosEmbedInit = "trunc_normal",
                  checkpoint_blocks: bool = False,
                  attention_options: dict[str, Any] | None = None) -> None:
         super().__init__()
-        block = block_class(attention)
+        scheme = build_scheme(attention, attention_options)
         if img_size % patch_size:
             nearest = img_size // patch_size * patch_size or patch_size
             raise ValueError(f"img_size={img_size} is not divisible by patch_size={patch_size}; "
                              f"use a multiple of {patch_size} (e.g. {nearest})")
         if num_frames < 1:
             raise ValueError(f"num_frames={num_frames}: need at least one frame")
-        pos_embed = pos_embed or ("space_time" if block.has_time_embed else "space")
+        pos_embed = pos_embed or ("space_time" if scheme.time_embed else "space")
         if pos_embed not in ("none", "space", "space_time"):
             raise ValueError(f"unknown pos_embed {pos_embed!r}; valid: none, space, space_time")
-        if pos_embed == "space_time" and not block.has_time_embed:
-            raise ValueError(f"attention={attention!r} has no temporal embedding (its frames never meet before the "
-                             f"final average); valid pos_embed for it: none, space")
+        if pos_embed == "space_time" and not scheme.time_embed:
+            raise ValueError(f"attention={scheme_name(scheme)!r} has no temporal embedding (its frames never meet "
+                             f"before the final average); valid pos_embed for it: none, space")
         if time_embed_init not in ("zeros", "sincos"):
             raise ValueError(f"unknown time_embed_init {time_embed_init!r}; valid: zeros, sincos")
         if pos_embed_init not in ("trunc_normal", "sincos"):
             raise ValueError(f"unknown pos_embed_init {pos_embed_init!r}; valid: trunc_normal, sincos")
-        options = dict(attention_options or {})
-        unknown = sorted(set(options) - set(block.options))
-        if unknown:
-            raise ValueError(f"attention={attention!r} has no option {', '.join(unknown)}; valid attention_options: "
-                             f"{', '.join(block.options) or 'none'}")
-        self.attention = attention
-        self.num_frames = num_frames
-        self.img_size = img_size
-        self.frame_wise = block.frame_wise
         side = img_size // patch_size
         self.grid = TokenGrid(num_frames, side, side)
+        scheme.check(self.grid, embed_dim)
+        self.attention = scheme_name(scheme)
+        self.scheme = scheme
+        self.num_frames = num_frames
+        self.img_size = img_size
 
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -133,11 +135,12 @@ class VideoTransformer(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
         drop_paths = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
-            block(embed_dim, num_heads, self.grid, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
-                  attn_drop=attn_drop_rate, drop_path=drop_path, layer_index=index, depth=depth, **options)
+            Block(embed_dim, num_heads, self.grid, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
+                  attn_drop=attn_drop_rate, drop_path=drop_path, scheme=scheme, layer_index=index, depth=depth)
             for index, drop_path in enumerate(drop_paths))
         self.norm = layer_norm(embed_dim)
-        self.temporal_head = block.temporal_head(embed_dim, num_heads, num_frames, mlp_ratio, drop_rate, **options)
+        # Named after X-ViT's TA head, the one readout with weights, so the official ones load by name.
+        self.temporal_head = scheme.readout(embed_dim, num_heads, num_frames, mlp_ratio, drop_rate)
         self.head = nn.Linear(embed_dim, num_classes)
         self.checkpoint_blocks = checkpoint_blocks
         self.cls_only_last_block = True
@@ -170,7 +173,7 @@ class VideoTransformer(nn.Module):
         if self.pos_embed is not None:
             tokens = tokens + self.pos_embed
         tokens = self.pos_drop(tokens)
-        if self.frame_wise:
+        if self.scheme.layout == "frame":
             if self.time_embed is None:
                 return tokens
             # X-ViT: every token of frame t, cls included, gets time_embed[t].
@@ -190,15 +193,11 @@ class VideoTransformer(nn.Module):
         for index, block in enumerate(self.blocks):
             cls_only = self.cls_only_last_block and index == len(self.blocks) - 1
             if self.checkpoint_blocks and torch.is_grad_enabled():
-                tokens = checkpoint(block, tokens, self.grid, cls_only, use_reentrant=False)
+                tokens = checkpoint(block, tokens, cls_only, use_reentrant=False)
             else:
-                tokens = block(tokens, self.grid, cls_only)
-        cls = tokens[:, 0]  # all the readout reads; LayerNorm and the frame average are per token
-        if self.temporal_head is not None:
-            return self.temporal_head(self.norm(cls).reshape(video.shape[0], self.num_frames, -1))
-        if self.frame_wise:
-            cls = cls.reshape(video.shape[0], self.num_frames, -1).mean(dim=1)
-        return self.norm(cls)
+                tokens = block(tokens, cls_only)
+        cls = tokens[:, 0].unflatten(0, (video.shape[0], -1))  # [B, sequences per clip, D]: all the readout reads
+        return self.temporal_head.read(cls, self.norm)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(video))

@@ -36,19 +36,18 @@ CONTAINERS = ("model_state", "state_dict", "model", "module")
 # Parts of the model a checkpoint may lack on purpose (image weights have no video parts; a backbone may come
 # without a head). When it has no tensor of a part, the part keeps its init, which makes a model loaded from image
 # weights start as that image model (official TimeSformer): `time_embed` and every extra attention's `*_fc` are zero.
+# The scheme's extra attentions (`blocks.N.temporal_`, ...) are optional parts too (`_optional_parts`).
 OPTIONAL_PARTS = {
     r"time_embed": "the checkpoint has no temporal embedding; kept at its init",
-    r"blocks\.\d+\.[a-z]+_": "the checkpoint has no such attention; kept at its init (a zero *_fc adds nothing)",
     r"temporal_head\.": "the checkpoint has no TA head; kept at its init",
     r"head\.": "the checkpoint has no classifier; kept at its init",
 }
+MISSING_ATTENTION = "the checkpoint has no such attention; kept at its init (a zero *_fc adds nothing)"
 # Checkpoint tensors known to be of no use here.
 UNUSED = {
     "pre_logits": "ViT representation layer, dropped for fine-tuning (as timm does)",
     "new_fc.": "X-ViT's classifier, unused with its TA head",
 }
-# A scheme's extra attention (part, e.g. `blocks.3.temporal_`) initialised from the block's own (`blocks.3.` + rest).
-EXTRA_ATTENTION = re.compile(r"((blocks\.\d+\.)[a-z]+_)((?:norm1|attn)\..+)")
 
 
 @dataclass
@@ -107,8 +106,8 @@ def load_pretrained(model: VideoTransformer, source: str | Path | Mapping[str, A
     format_name, state = _convert(checkpoint, name)
     report = LoadReport(name, format_name)
     target = model.state_dict()
-    optional = _optional_tensors(target, state)
-    _adapt(state, target, optional, report)
+    optional = _optional_tensors(target, state, _optional_parts(model))
+    _adapt(state, target, optional, report, _image_counterparts(model))
     _classify(state, target, optional, report)
     _check_shapes(state, target, name)
     if strict and (report.missing or report.unexpected):
@@ -248,19 +247,38 @@ def resize_time_embed(time_embed: torch.Tensor, frames: int) -> torch.Tensor:
     return resized.transpose(1, 2).to(time_embed.dtype)
 
 
-def _optional_tensors(target: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict[str, str]:
-    """Model tensors of the parts (`OPTIONAL_PARTS`) the checkpoint has no tensor of, with why they may stay."""
+def _optional_parts(model: VideoTransformer) -> dict[str, str]:
+    """`OPTIONAL_PARTS` and the model's extra attentions, each part a pattern with why the model may go without it."""
+    names = "|".join(re.escape(name) for name in model.scheme.extra_attentions)
+    return {**OPTIONAL_PARTS, **({rf"blocks\.\d+\.(?:{names})_": MISSING_ATTENTION} if names else {})}
+
+
+def _image_counterparts(model: VideoTransformer) -> dict[str, str]:
+    """Each extra attention tensor -> the image block tensor it starts from with image weights, e.g.
+    `blocks.3.temporal_attn.qkv.weight` -> `blocks.3.attn.qkv.weight` (`Block.image_counterparts`)."""
+    counterparts = {}
+    for index, block in enumerate(model.blocks):
+        for extra, own in block.image_counterparts().items():
+            for name, _ in getattr(block, extra).named_parameters():
+                counterparts[f"blocks.{index}.{extra}.{name}"] = f"blocks.{index}.{own}.{name}"
+    return counterparts
+
+
+def _optional_tensors(target: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
+                      parts: dict[str, str]) -> dict[str, str]:
+    """Model tensors of the optional `parts` the checkpoint has no tensor of, with why they may stay."""
     def part(key: str) -> tuple[str, str] | None:
-        return next(((match[0], reason) for pattern, reason in OPTIONAL_PARTS.items()
-                     if (match := re.match(pattern, key))), None)
+        return next(((match[0], reason) for pattern, reason in parts.items() if (match := re.match(pattern, key))),
+                    None)
 
     present = {found[0] for key in state if (found := part(key))}
     return {key: found[1] for key in target if (found := part(key)) and found[0] not in present}
 
 
 def _adapt(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor], optional: dict[str, str],
-           report: LoadReport) -> None:
-    """Fit the checkpoint to what the model sets differently: clip size, scheme, class count."""
+           report: LoadReport, image_counterparts: dict[str, str]) -> None:
+    """Fit the checkpoint to what the model sets differently: clip size, scheme (its extra attentions start from
+    their `image_counterparts`), class count."""
     for key, resize, how in (("pos_embed", resize_pos_embed, "patch grid resized bicubically, cls position kept"),
                              ("time_embed", resize_time_embed, "resized linearly in time")):
         have, want = state.get(key), target.get(key)
@@ -268,10 +286,8 @@ def _adapt(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor], opti
                 and have.shape[2] == want.shape[2]):
             state[key] = resize(have, want.shape[1])
             report.adapted[key] = f"{tuple(have.shape)} -> {tuple(want.shape)}, {how}"
-    for key in target:  # image weights: extra attentions start as the block's own (official TimeSformer init)
-        match = EXTRA_ATTENTION.fullmatch(key)
-        own = match and f"{match[2]}{match[3]}"
-        if own and key in optional and own in state:
+    for key, own in image_counterparts.items():  # image weights: extra attentions start as the block's own
+        if key in optional and own in state:
             state[key] = state[own].clone()
             report.adapted[key] = f"copied from {own} (init from image weights)"
     have, want = state.get("head.weight"), target.get("head.weight")

@@ -8,7 +8,7 @@ fold = dim // shift_div; the first and last frames get zeros where they have no 
 temporal window t_w (the paper's Table 1) takes channels from frames t ± 1 .. t ± t_w, the same mixed fraction
 split among them (our reading: the paper gives no channel layout for t_w = 2).
 
-The clip is read out from the T per-frame cls tokens by the module `XViTBlock.temporal_head` builds.
+The clip is read out from the T per-frame cls tokens by the module `XViT.readout` builds.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from torch import nn
 
 from lightning_video.models.attention import Attention
 from lightning_video.models.block import Block, TokenGrid, layer_norm
+from lightning_video.models.readout import Readout
+from lightning_video.models.scheme import Scheme
 
 Mix = Literal["kv", "k", "v", "input", "none"]
 Temporal = Literal["mean", "ta", "summary"]
@@ -50,23 +52,27 @@ class XViTAttention(Attention):
     Args:
         mix: what is shifted between frames: keys and values ("kv", the paper's best), keys ("k") or values
             ("v") only, the input before `qkv` ("input", so queries are mixed too) or nothing ("none").
+        frames: frames per clip; the frames of one clip are adjacent in the batch axis.
         fold: channels taken from each neighbour frame.
         window: the temporal window t_w: neighbours up to `window` frames away.
-        summary: append the keys and values of every frame's summary token (see `XViTBlock`) to each frame's.
+        summary: append the keys and values of every frame's summary token (see `XViT`) to each frame's.
         The other arguments are `Attention`'s.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, *, mix: Mix, fold: int, window: int = 1, summary: bool = False) -> None:
+                 proj_drop: float = 0.0, *, mix: Mix, frames: int, fold: int, window: int = 1,
+                 summary: bool = False) -> None:
         super().__init__(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
         self.mix = mix
+        self.frames = frames
         self.fold = fold
         self.window = window
         self.summary = summary
 
-    def forward(self, x: torch.Tensor, frames: int, cls_only: bool = False) -> torch.Tensor:
-        """Attend within each frame of `x` `[batch * frames, 1 + patches, dim]`, the frames of one clip adjacent;
-        `cls_only` as in `Attention.forward`."""
+    def forward(self, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """Attend within each frame of `x` `[batch * frames, 1 + patches, dim]`; `cls_only` as in
+        `Attention.forward`."""
+        frames = self.frames
         mixed = mix_from_neighbour_frames(x, frames, self.fold, self.window) if self.mix == "input" else x
         q, k, v = self.qkv(mixed).chunk(3, dim=-1)
         if self.mix in ("kv", "k"):
@@ -81,15 +87,15 @@ class XViTAttention(Attention):
         return self.output(self._attend(*heads, cls_only))
 
 
-class FrameAverage(nn.Module):
+class FrameAverage(Readout):
     """The paper's temporal averaging: the mean of the normed per-frame cls features, which under the linear
     `head` is the mean of the per-frame predictions."""
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return frames.mean(dim=1)
+    def read(self, cls: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        return norm(cls).mean(dim=1)
 
 
-class TemporalAttentionHead(nn.Module):
+class TemporalAttentionHead(Readout):
     """The official TA head (`VitHead`) up to its last Linear, which is the backbone's `head`: a zero-initialised
     cls token before the T frame features, transformer blocks without qkv bias and without position embedding
     (as there), then LayerNorm → Linear → GELU → Dropout on the cls output. Names follow the official ones
@@ -98,8 +104,8 @@ class TemporalAttentionHead(nn.Module):
     def __init__(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float, layers: int) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.grid = TokenGrid(frames=1, height=1, width=num_frames + 1)
-        self.temporal_encoder = nn.ModuleList(Block(dim, num_heads, self.grid, mlp_ratio=mlp_ratio, qkv_bias=False)
+        grid = TokenGrid(frames=1, height=1, width=num_frames + 1)
+        self.temporal_encoder = nn.ModuleList(Block(dim, num_heads, grid, mlp_ratio=mlp_ratio, qkv_bias=False)
                                               for _ in range(layers))
         self.mlp_head = nn.Sequential(layer_norm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Dropout(drop))
         for block in self.temporal_encoder:
@@ -111,25 +117,23 @@ class TemporalAttentionHead(nn.Module):
         """`[B, T, D]` normed per-frame cls features -> `[B, D]`."""
         x = torch.cat([self.cls_token.expand(frames.shape[0], -1, -1), frames], dim=1)
         for block in self.temporal_encoder:
-            x = block(x, self.grid)
+            x = block(x)
         return self.mlp_head(x[:, 0])
+
+    def read(self, cls: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        return self(norm(cls))
 
 
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _check_temporal(temporal: str, temporal_layers: int) -> None:
-    """Both the blocks and the head read these, so either may be the first to be built."""
-    if temporal not in TEMPORALS:
-        raise ValueError(f"unknown temporal {temporal!r}; valid: {', '.join(TEMPORALS)}")
-    if not _is_count(temporal_layers) or temporal_layers < 1:
-        raise ValueError(f"temporal_layers={temporal_layers!r}: valid values are integers >= 1")
+class XViT(Scheme):
+    """X-ViT space-time mixing: each frame attends within itself, part of its keys and values from its neighbours.
 
-
-class XViTBlock(Block):
-    """X-ViT block: the image ViT block (`norm1`, `attn.qkv`, `attn.proj`, `norm2`, `mlp`, so ViT weights load by
-    name) with `XViTAttention`; the backbone adds `time_embed[t]` (zero-initialised) to every token of frame t.
+    The blocks are the image ViT block (`norm1`, `attn.qkv`, `attn.proj`, `norm2`, `mlp`, so ViT weights load by
+    name) with `XViTAttention`, on the frame layout; the backbone adds `time_embed[t]` (zero-initialised) to every
+    token of frame t.
 
     Args:
         mix: what is shifted between neighbour frames, see `XViTAttention` ("kv", "k", "v", "input", "none").
@@ -147,48 +151,59 @@ class XViTBlock(Block):
             it is no spatial position), is projected by the layer's own `qkv` and the keys and values of the
             clip's T summaries are appended to every frame's: each query sees 1 + S + T keys, extra cost O(T S).
         temporal_layers: transformer blocks in the "ta" head (paper: 1, 2 and 3 do equally well).
-        The other arguments are `Block`'s.
     """
 
-    frame_wise = True
-    has_time_embed = True
-    options = ("mix", "shift_div", "window", "mix_layers", "temporal", "temporal_layers")
+    layout = "frame"
 
-    def __init__(self, dim: int, num_heads: int, grid: TokenGrid, qkv_bias: bool = True, drop: float = 0.0,
-                 attn_drop: float = 0.0, layer_index: int = 0, depth: int = 1, mix: Mix = "kv", shift_div: int = 4,
-                 window: int = 1, mix_layers: MixLayers | Sequence[int] = "all", temporal: Temporal = "mean",
-                 temporal_layers: int = 1, **kwargs) -> None:
-        super().__init__(dim, num_heads, grid, qkv_bias=qkv_bias, drop=drop, attn_drop=attn_drop,
-                         layer_index=layer_index, depth=depth, **kwargs)
+    def __init__(self, mix: Mix = "kv", shift_div: int = 4, window: int = 1,
+                 mix_layers: MixLayers | Sequence[int] = "all", temporal: Temporal = "mean",
+                 temporal_layers: int = 1) -> None:
         if mix not in MIXES:
             raise ValueError(f"unknown mix {mix!r}; valid: {', '.join(MIXES)}")
-        if not _is_count(shift_div) or not 2 <= shift_div <= dim:
+        if not _is_count(shift_div) or shift_div < 2:
             raise ValueError(f"shift_div={shift_div!r}: valid values are integers from 2 (all channels mixed) to "
-                             f"embed_dim={dim} (one channel from each neighbour)")
-        if not _is_count(window) or window < 1 or shift_div * window > dim:
+                             f"embed_dim (one channel from each neighbour)")
+        if not _is_count(window) or window < 1:
             raise ValueError(f"window={window!r}: valid values are integers >= 1 with shift_div * window <= "
-                             f"embed_dim={dim} (one channel from each neighbour); t_w = 0 is mix='none'")
+                             f"embed_dim (one channel from each neighbour); t_w = 0 is mix='none'")
         if mix_layers not in MIX_LAYERS and (isinstance(mix_layers, str) or not isinstance(mix_layers, Sequence)
                                              or not all(map(_is_count, mix_layers))):
             raise ValueError(f"mix_layers={mix_layers!r}: valid values are {', '.join(MIX_LAYERS)} or a list of "
                              f"layer indices >= 0")
-        _check_temporal(temporal, temporal_layers)
-        if isinstance(mix_layers, str):
-            mixing = {"all": True, "first_half": layer_index < depth / 2, "second_half": layer_index >= depth / 2,
-                      "odd": layer_index % 2 == 0}[mix_layers]
-        else:
-            mixing = layer_index in mix_layers
-        self.attn = XViTAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop,
-                                  mix=mix if mixing else "none", fold=dim // (shift_div * window), window=window,
-                                  summary=mixing and temporal == "summary")
+        if temporal not in TEMPORALS:
+            raise ValueError(f"unknown temporal {temporal!r}; valid: {', '.join(TEMPORALS)}")
+        if not _is_count(temporal_layers) or temporal_layers < 1:
+            raise ValueError(f"temporal_layers={temporal_layers!r}: valid values are integers >= 1")
+        self.mix = mix
+        self.shift_div = shift_div
+        self.window = window
+        self.mix_layers = mix_layers
+        self.temporal = temporal
+        self.temporal_layers = temporal_layers
 
-    @classmethod
-    def temporal_head(cls, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float,
-                      temporal: Temporal = "mean", temporal_layers: int = 1, **options) -> nn.Module:
-        _check_temporal(temporal, temporal_layers)
-        if temporal == "ta":
-            return TemporalAttentionHead(dim, num_heads, num_frames, mlp_ratio, drop, temporal_layers)
+    def check(self, grid: TokenGrid, dim: int) -> None:
+        if self.shift_div > dim:
+            raise ValueError(f"shift_div={self.shift_div}: valid values are integers from 2 (all channels mixed) to "
+                             f"embed_dim={dim} (one channel from each neighbour)")
+        if self.shift_div * self.window > dim:
+            raise ValueError(f"window={self.window}: valid values are integers >= 1 with shift_div * window <= "
+                             f"embed_dim={dim} (one channel from each neighbour)")
+
+    def mixes(self, layer_index: int, depth: int) -> bool:
+        """Whether the layer at `layer_index` of `depth` mixes (`mix_layers`)."""
+        if isinstance(self.mix_layers, str):
+            return {"all": True, "first_half": layer_index < depth / 2, "second_half": layer_index >= depth / 2,
+                    "odd": layer_index % 2 == 0}[self.mix_layers]
+        return layer_index in self.mix_layers
+
+    def attention(self, dim: int, num_heads: int, grid: TokenGrid, layer_index: int, depth: int,
+                  **kwargs) -> Attention:
+        mixing = self.mixes(layer_index, depth)
+        return XViTAttention(dim, num_heads, mix=self.mix if mixing else "none", frames=grid.frames,
+                             fold=dim // (self.shift_div * self.window), window=self.window,
+                             summary=mixing and self.temporal == "summary", **kwargs)
+
+    def readout(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float) -> Readout:
+        if self.temporal == "ta":
+            return TemporalAttentionHead(dim, num_heads, num_frames, mlp_ratio, drop, self.temporal_layers)
         return FrameAverage()
-
-    def attend(self, x: torch.Tensor, grid: TokenGrid, cls_only: bool = False) -> torch.Tensor:
-        return (x[:, :1] if cls_only else x) + self.drop_path(self.attn(self.norm1(x), grid.frames, cls_only))

@@ -3,6 +3,8 @@ crash or a timeout later in the probe loses none of the figures already printed.
 
 - `env`: versions of Python, torch, CUDA and of the packages the project imports; the device's name.
 - `matmul`: the square matrix product's rate in bf16, fp32 and (on CUDA) TF32: the ceilings of the models' main op.
+- `compile`: our training step (forward, cross-entropy, backward, AdamW) eager, then under `torch.compile`: how long
+  the first, compiling call takes and the compiled step's speed, each printed as soon as it is known.
 - `sdpa`: which kernel `scaled_dot_product_attention` picks for the attention calls of our schemes (recorded from a
   real training forward of each, so the shapes and strides are the model's), and which of the backends run there
   and how fast (forward + backward).
@@ -157,24 +159,49 @@ def sdpa(args: argparse.Namespace) -> None:
         result(attention=attention, batch=args.batch, calls=calls)
 
 
+def compiled(args: argparse.Namespace) -> None:
+    from experiments.bench.model import Contender  # only here: it imports the HF side
+    from lightning_video.flops import count
+    from lightning_video.models import create_model
+
+    device = torch.device(args.device)
+    sizes = {name: getattr(args, name) for name in SIZES if getattr(args, name) is not None}
+    for attention in args.attention:
+        torch.manual_seed(0)
+        model = create_model(args.preset, attention=attention, drop_path_rate=0.0, **sizes)
+        tflop_per_step = 2 * 3 * count(model)[0] * args.batch / 1000  # fvcore's multiply-adds, a step ≈ 3 forwards
+        model.to(device)
+        video = torch.randn(args.batch, 3, model.num_frames, model.img_size, model.img_size, device=device)
+        for mode, forward in (("eager", model), (f"compiled ({args.backend})", torch.compile(model,
+                                                                                             backend=args.backend))):
+            contender = Contender(mode, model, video, forward, torch.bfloat16)
+            first = timed(contender.train_step, device, warmup=0, repeats=1)
+            result(attention=attention, mode=mode, first_call_s=first)
+            step = timed(contender.train_step, device, warmup=2, repeats=args.repeats)
+            result(attention=attention, mode=mode, first_call_s=first, train_step_s=step,
+                   clips_per_s=args.batch / step, train_tflops=tflop_per_step / step)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench.gpu_probes",
                                      description=__doc__.split("\n\n")[0])
     probes = parser.add_subparsers(dest="probe", required=True)
     probes.add_parser("env")
-    for name in ("matmul", "sdpa"):
+    for name in ("matmul", "sdpa", "compile"):
         probe = probes.add_parser(name)
         probe.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
         probe.add_argument("--repeats", type=int, default=10, help="timed repeats (medians)")
     probes.choices["matmul"].add_argument("--side", type=int, default=8192)
-    sdpa_parser = probes.choices["sdpa"]
-    sdpa_parser.add_argument("--attention", nargs="+", default=["divided", "joint", "xvit"], help="schemes")
-    sdpa_parser.add_argument("--preset", default="timesformer_base_8x224", help="a `lightning_video.models` preset")
-    sdpa_parser.add_argument("--batch", type=int, default=16)
-    for name in SIZES:
-        sdpa_parser.add_argument(f"--{name.replace('_', '-')}", type=int, help="overrides the preset")
+    probes.choices["compile"].add_argument("--backend", default="inductor", help="torch.compile's backend")
+    for name in ("sdpa", "compile"):
+        model_parser = probes.choices[name]
+        model_parser.add_argument("--attention", nargs="+", default=["divided", "joint", "xvit"], help="schemes")
+        model_parser.add_argument("--preset", default="timesformer_base_8x224", help="a `lightning_video.models` preset")
+        model_parser.add_argument("--batch", type=int, default=16)
+        for size in SIZES:
+            model_parser.add_argument(f"--{size.replace('_', '-')}", type=int, help="overrides the preset")
     args = parser.parse_args(argv)
-    {"env": env, "matmul": matmul, "sdpa": sdpa}[args.probe](args)
+    {"env": env, "matmul": matmul, "sdpa": sdpa, "compile": compiled}[args.probe](args)
 
 
 if __name__ == "__main__":

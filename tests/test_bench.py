@@ -4,11 +4,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from experiments.bench import main
+from experiments.bench.utilisation import GpuSampler
 
 TINY = ["--img-size", "32", "--patch-size", "8", "--embed-dim", "32", "--depth", "1", "--num-heads", "4",
         "--num-frames", "4"]
@@ -60,3 +64,33 @@ def test_gpu_check_dry_run_writes_every_section_of_its_report(tmp_path: Path):
     assert figures["loader"]["clips_per_s"] > 0 and figures["ddp"] == {**figures["ddp"], "steps": 2, "backend": "gloo"}
     assert figures["compile"]["divided"]["compiled (eager)"]["train_tflops"] > 0  # dynamo traced, nothing compiled
     assert "report: " in done.stdout and "steps not ok: none" in done.stdout
+
+
+def test_gpu_sampler_summarises_the_busy_span_and_says_why_it_cannot_sample(monkeypatch: pytest.MonkeyPatch):
+    """NVML stands in for a GPU here: idle, busy at 40 then 80 %, idle again; the idle ends stay out of the mean."""
+    loads = iter([0, 0, 40, 80, 0] + [0] * 1000)
+
+    class Error(Exception):
+        pass
+
+    def utilisation(handle: int) -> SimpleNamespace:
+        return SimpleNamespace(gpu=next(loads))
+
+    nvml = SimpleNamespace(NVMLError=Error, nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda index: index,
+                           nvmlShutdown=lambda: None, nvmlDeviceGetUtilizationRates=utilisation,
+                           nvmlDeviceGetMemoryInfo=lambda handle: SimpleNamespace(used=3 * 2**30))
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    with GpuSampler(interval=0.001) as sampler:
+        while len(sampler.samples) < 6:
+            time.sleep(0.001)
+    summary = sampler.summary()
+    assert (summary["mean_util_pct"], summary["samples"], summary["max_memory_used_GiB"]) == (60, 2, 3)
+    assert not sampler.unavailable
+
+    def unsupported(handle: int) -> None:
+        raise Error("Not Supported")
+
+    nvml.nvmlDeviceGetUtilizationRates = unsupported
+    with GpuSampler(interval=0.001) as sampler:
+        sampler._thread.join()
+    assert sampler.summary() == {} and sampler.unavailable == "NVML cannot read the GPU's load (Not Supported)"

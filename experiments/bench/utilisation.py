@@ -31,7 +31,7 @@ class GpuSampler:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.unavailable:
+        if not hasattr(self, "_nvml"):  # NVML never started
             return
         self._stop.set()
         self._thread.join()
@@ -39,8 +39,12 @@ class GpuSampler:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            utilisation = self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu
-            memory = self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used / 2**20
+            try:
+                utilisation = self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu
+                memory = self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used / 2**20
+            except self._nvml.NVMLError as error:  # e.g. not supported on a virtualised GPU: say so, stop sampling
+                self.unavailable = f"NVML cannot read the GPU's load ({error})"
+                return
             self.samples.append((time.perf_counter(), utilisation, memory))
             self._stop.wait(self.interval)
 

@@ -114,7 +114,7 @@ def tflops_from_fvcore(gflops_per_s: float) -> float:
 
 
 def figure(value: float) -> str:
-    """Three significant digits without an exponent: the dry run's tiny rates still read as numbers."""
+    """Three significant digits: the dry run's tiny rates still read as numbers."""
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
 
 

@@ -1,11 +1,18 @@
 """The benchmarks (`python -m experiments.bench model|data`) run end to end on a tiny model and a tiny video."""
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from experiments.bench import main
+from experiments.bench.utilisation import GpuSampler
 
 TINY = ["--img-size", "32", "--patch-size", "8", "--embed-dim", "32", "--depth", "1", "--num-heads", "4",
         "--num-frames", "4"]
@@ -30,3 +37,60 @@ def test_data_benchmark_times_both_pipelines_and_reads_the_frames_they_take(caps
         assert re.search(rf"\| 4x4 \| {re.escape(pipeline)} \| \d[\d.]* \| \d[\d.]*× \|", out)
     # a 60-frame video: the clip starts at frame (60 - 16) // 2; both spread 4 frames over its 16, 15 / 3 apart
     assert "4x4 frames from a clip starting at frame 22: ours [22, 27, 32, 37], stock [22, 27, 32, 37]: same" in out
+
+
+def test_gpu_check_dry_run_writes_every_section_of_its_report(tmp_path: Path):
+    """The one-command GPU check, end to end through its script at tiny sizes on the CPU: every step runs and the
+    report holds its figures (the GPU run cannot be tested here; this keeps the check itself working)."""
+    out = tmp_path / "report"
+    done = subprocess.run(["bash", "experiments/bench/gpu_check.sh", "--dry-run", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = (out / "gpu_check.md").read_text()
+    steps = json.loads((out / "gpu_check.json").read_text())["steps"]
+    for title in ("Summary", "Environment", "Matrix-product rates", "Model benchmark (bf16)", "SDPA kernels",
+                  "Synthetic videos", "Fit through the CLI (bf16-mixed)", "Data loader, 2 workers",
+                  "DDP smoke run (1 GPU, NCCL)", "torch.compile of our train step"):
+        assert f"\n## {title}\n" in report, title
+    assert {key: step["status"] for key, step in steps.items() if step["status"] != "ok"} == {}
+    figures = {key: step["figures"] for key, step in steps.items()}
+    assert figures["matmul"]["bf16"] > 0 and figures["matmul"]["fp32"] > 0
+    assert figures["model"]["divided"]["ours_vs_hf"]["train"] > 0
+    assert figures["model"]["divided"]["ours"]["train_clips_per_s"] > 0  # its GFLOP/s round to 0 at tiny sizes
+    assert figures["sdpa"]["divided"][0]["picked"]  # the aten op that names the backend SDPA chose
+    assert figures["videos"]["videos"] == 16  # 4 training videos per class, 2 for val and test, 2 classes
+    assert figures["fit"]["steps"] == 4 and figures["fit"]["clips_per_s"] > 0
+    assert figures["fit"]["peak_memory_GiB"] > 0
+    assert figures["loader"]["clips_per_s"] > 0 and figures["ddp"] == {**figures["ddp"], "steps": 2, "backend": "gloo"}
+    assert figures["compile"]["divided"]["compiled (eager)"]["train_tflops"] > 0  # dynamo traced, nothing compiled
+    assert "report: " in done.stdout and "steps not ok: none" in done.stdout
+
+
+def test_gpu_sampler_summarises_the_busy_span_and_says_why_it_cannot_sample(monkeypatch: pytest.MonkeyPatch):
+    """NVML stands in for a GPU here: idle, busy at 40 then 80 %, idle again; the idle ends stay out of the mean."""
+    loads = iter([0, 0, 40, 80, 0] + [0] * 1000)
+
+    class Error(Exception):
+        pass
+
+    def utilisation(handle: int) -> SimpleNamespace:
+        return SimpleNamespace(gpu=next(loads))
+
+    nvml = SimpleNamespace(NVMLError=Error, nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda index: index,
+                           nvmlShutdown=lambda: None, nvmlDeviceGetUtilizationRates=utilisation,
+                           nvmlDeviceGetMemoryInfo=lambda handle: SimpleNamespace(used=3 * 2**30))
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    with GpuSampler(interval=0.001) as sampler:
+        while len(sampler.samples) < 6:
+            time.sleep(0.001)
+    summary = sampler.summary()
+    assert (summary["mean_util_pct"], summary["samples"], summary["max_memory_used_GiB"]) == (60, 2, 3)
+    assert not sampler.unavailable
+
+    def unsupported(handle: int) -> None:
+        raise Error("Not Supported")
+
+    nvml.nvmlDeviceGetUtilizationRates = unsupported
+    with GpuSampler(interval=0.001) as sampler:
+        sampler._thread.join()
+    assert sampler.summary() == {} and sampler.unavailable == "NVML cannot read the GPU's load (Not Supported)"

@@ -17,10 +17,11 @@ DEFAULT_INTERVAL = timedelta(minutes=30)
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """Writes `last.ckpt` (in the run's `checkpoints/`, or `checkpoint.dirpath`, beside the best-k ones) at the end of every epoch, after its
-    validation, and within an epoch every `every_n_train_steps` optimizer steps and/or every `train_time_interval`,
-    so a crash loses at most that much training. Saves within an epoch happen only right after an optimizer step:
-    gradients being accumulated are not in a checkpoint, so a checkpoint taken between steps could not resume exactly.
+    """Writes `last.ckpt` (in the run's `checkpoints/`, or `checkpoint.dirpath`, beside the best-k ones) at the end of
+    every epoch, after its validation, and within an epoch every `every_n_train_steps` optimizer steps and/or every
+    `train_time_interval`, so a crash loses at most that much training. Saves within an epoch happen only right after
+    an optimizer step: gradients being accumulated are not in a checkpoint, so one taken between steps could not
+    resume exactly.
 
     Args:
         every_n_train_steps: also save every this many optimizer steps; None: not by steps.

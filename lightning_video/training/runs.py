@@ -116,14 +116,16 @@ class _ContinuedMetrics(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         if not self._fs.isfile(self.metrics_file_path):
             return
-        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+        with open(self.metrics_file_path, newline="") as file:
             reader = csv.DictReader(file)
             rows = [row for row in reader if row.get("step") and int(row["step"]) < self.resumed_step]
             self.metrics_keys = list(reader.fieldnames or [])
-        with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+        kept = f"{self.metrics_file_path}.resumed"
+        with open(kept, "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
             writer.writeheader()
             writer.writerows(rows)
+        os.replace(kept, self.metrics_file_path)  # a crash now leaves the old file or the new one, never half of it
 
 
 def _newest_last_checkpoint(config: Namespace) -> Path | None:

@@ -14,6 +14,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from lightning_video.data.sampler import TrainingSampler
+
 REPO = Path(__file__).parents[1]
 STEPS_PER_EPOCH, EPOCHS = 4, 3  # 8 training videos in batches of 2
 # A tiny fit whose best checkpoint never improves after epoch 0 (`epoch`, minimised, is logged for every checkpoint).
@@ -61,6 +63,18 @@ def last_checkpoint(runs: Path) -> Path:
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_sampler_started_mid_epoch_yields_the_rest_of_that_epoch_with_the_same_seeds():
+    uninterrupted = TrainingSampler(range(10), batch_size=2, seed=5, num_replicas=2, rank=1)
+    uninterrupted.set_epoch(3)
+    epoch = list(uninterrupted)
+    resumed = TrainingSampler(range(10), batch_size=2, seed=5, num_replicas=2, rank=1, start=(3, 1))
+    assert list(resumed) == epoch[2:] and len(resumed) == len(epoch) == 5  # Lightning counts the skipped batch
+    uninterrupted.set_epoch(4)
+    resumed.set_epoch(4)
+    assert list(resumed) == list(uninterrupted) != epoch
+    assert len({seed for _, seed in epoch}) == len(epoch)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,14 @@ views, a guard against too many unreadable videos, and prediction on a video fil
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
 from filelock import FileLock
 from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader
 
 from lightning_video.data import layouts, synthetic
@@ -256,6 +258,9 @@ class VideoDataModule(pl.LightningDataModule):
         trainer = self.trainer
         world_size, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = TrainingSampler(self.datasets["train"], self.batch_size, self.seed, world_size, rank, self._start)
+        # Lightning warns on a mid-epoch resume unless the loader has a state_dict; the sampler resumes on its own
+        warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended",
+                                PossibleUserWarning)
         return self._loader("train", sampler)
 
     def val_dataloader(self) -> DataLoader:

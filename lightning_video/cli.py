@@ -2,7 +2,8 @@
 
 The data decides the model's input and output sizes: `data.num_frames`, `data.crop_size` and the dataset's
 class count are linked into the backbone, so each is set once. Beyond its config's own, every run gets a CSV logger
-(`trainer.logger`, in `runs/`), best and last checkpoints (`checkpoint.*`), the recipe's global batch
+(`trainer.logger`, in `runs/`), the best checkpoints (`checkpoint.*`) and `last.ckpt`, the latest training state, saved
+every epoch and every 30 minutes of training (`last_checkpoint.*`), the recipe's global batch
 (`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), a progress display fit for a terminal or a
 batch job, and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
 
@@ -28,12 +29,13 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.training.global_batch import GlobalBatch
+from lightning_video.training.last_checkpoint import LastCheckpoint
 from lightning_video.training.module import VideoClassifier
 from lightning_video.training.monitoring import ComputeMonitor
 from lightning_video.training.predictions import PredictionWriter
 from lightning_video.training.progress import progress_bar
-from lightning_video.training.runs import CONFIG_KEY, RunFiles, read_checkpoint, resume_last_run, run_dir, \
-    wandb_offline_unless_logged_in
+from lightning_video.training.runs import CONFIG_KEY, RunFiles, continue_metrics, read_checkpoint, resume_last_run, \
+    run_dir, wandb_offline_unless_logged_in
 
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
 # The data settings a checkpoint's predictions depend on: clip sampling, views and normalisation.
@@ -69,6 +71,7 @@ class VideoCLI(LightningCLI):
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults({"checkpoint.monitor": "val/clip_top1", "checkpoint.mode": "max",
                                  "checkpoint.save_last": True})
+            parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
             parser.add_lightning_class_args(GlobalBatch, "global_batch")
             parser.add_argument("--test_after_fit", type=bool, default=False,
                                 help="After training, test the best checkpoint and print the video-level top-1.")
@@ -106,13 +109,28 @@ class VideoCLI(LightningCLI):
         wandb_offline_unless_logged_in(config.trainer.logger)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        if self.subcommand == "fit":
+            self._hand_last_to_last_checkpoint(callbacks)
         given = config.get("callbacks") or []
         given = given if isinstance(given, list) else [given]
         wants_progress = config.get("enable_progress_bar") is not False  # None is Lightning's default: on
         if wants_progress and not any(isinstance(callback, ProgressBar) for callback in [*given, *callbacks]):
             callbacks.append(progress_bar())
         callbacks.append(ComputeMonitor())
-        return super()._instantiate_trainer(config, callbacks)
+        trainer = super()._instantiate_trainer(config, callbacks)
+        ckpt_path = self.config.fit.get("ckpt_path") if self.subcommand == "fit" else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            continue_metrics(trainer.loggers, ckpt_path)
+        return trainer
+
+    def _hand_last_to_last_checkpoint(self, callbacks: list[Callback]) -> None:
+        """`checkpoint.save_last` switches `last.ckpt`, but `last_checkpoint` writes it: Lightning's own would follow
+        the best-k saves, not training."""
+        best, last = self._get(self.config_init, "checkpoint"), self._get(self.config_init, "last_checkpoint")
+        if not best.save_last:
+            callbacks.remove(last)
+        best.save_last = False
+        last.dirpath = best.dirpath
 
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit:

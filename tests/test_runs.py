@@ -49,6 +49,7 @@ def test_print_config_shows_every_recipe_knob_with_its_default(capsys: pytest.Ca
     assert model["optimizer"]["class_path"] == "torch.optim.AdamW" and "lr_scheduler" in model
     assert config["global_batch"] == {"size": None}
     assert config["checkpoint"]["monitor"] == "val/clip_top1" and config["checkpoint"]["save_last"] is True
+    assert config["last_checkpoint"] == {"every_n_train_steps": None, "train_time_interval": "0:30:00"}
     assert trainer["logger"]["class_path"] == "pytorch_lightning.loggers.CSVLogger"
     assert {"precision", "gradient_clip_val", "accumulate_grad_batches", "devices", "num_nodes", "strategy"} <= set(
         trainer)
@@ -95,9 +96,10 @@ def test_fit_resumes_the_last_run_where_it_stopped(motion_root: Path, tmp_path: 
     for name, buffers in stopped["optimizer"]["state"].items():
         torch.testing.assert_close(start["optimizer"]["state"][name], buffers, rtol=0, atol=0)
     assert second.trainer.global_step == 2 * stopped["step"]
-    resumed_steps = [int(row["step"]) for row in csv.DictReader(open(tmp_path / "lightning_logs/version_1/metrics.csv"))
-                     if row["train/loss"]]
-    assert min(resumed_steps) >= stopped["step"]  # logged in a new run folder, counting on
+    steps = [int(row["step"]) for row in csv.DictReader(open(tmp_path / "lightning_logs/version_0/metrics.csv"))
+             if row["train/loss"]]
+    assert steps == list(range(2 * stopped["step"]))  # the run's own folder and metrics, counting on
+    assert not (tmp_path / "lightning_logs/version_1").exists()
 
 
 def test_wandb_offline_unless_logged_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

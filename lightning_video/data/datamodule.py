@@ -3,18 +3,23 @@ views, a guard against too many unreadable videos, and prediction on a video fil
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
 from filelock import FileLock
+from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader
 
 from lightning_video.data import layouts, synthetic
 from lightning_video.data.dataset import VideoClipDataset
 from lightning_video.data.layouts import LAYOUTS, VIDEO_SUFFIXES, Label, VideoList
+from lightning_video.data.sampler import TrainingSampler, trained_position
 from lightning_video.data.sampling import SAMPLINGS
 from lightning_video.data.transforms import evaluation_transform, train_transform
+from lightning_video.seeding import run_seed
 
 
 @dataclass
@@ -125,6 +130,8 @@ class VideoDataModule(pl.LightningDataModule):
         self.test_clips = test_clips
         self.test_crops = test_crops
         self.datasets: dict[str, VideoClipDataset] = {}
+        self._seed: int | None = None  # the run's seed, once a checkpoint gave it
+        self._start = (0, 0)  # (epoch, batches of it trained) to resume training at
 
     @property
     def class_names(self) -> list[str]:
@@ -158,9 +165,22 @@ class VideoDataModule(pl.LightningDataModule):
                     return
             synthetic.generate(out=self.root, **wanted)
 
+    @property
+    def seed(self) -> int:
+        """The seed of the training data's order and draws: the run's, or on a resume the checkpoint's."""
+        return run_seed() if self._seed is None else self._seed
+
     def state_dict(self) -> dict:
-        """The label names, for predictions from a checkpoint far from the dataset (`cli` reads them back)."""
-        return {"class_names": self.class_names}
+        """The label names, for predictions from a checkpoint far from the dataset (`cli` reads them back), and the
+        seed and position of training, from which a resumed fit carries on exactly (`sampler.TrainingSampler`)."""
+        state = {"class_names": self.class_names, "seed": self.seed}
+        if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+            state["position"] = trained_position(self.trainer)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._seed = state.get("seed")
+        self._start = tuple(state.get("position", (0, 0)))
 
     def _list(self, split: str) -> VideoList:
         """The split's videos and classes, read once (SSv2's label files are large)."""
@@ -228,19 +248,26 @@ class VideoDataModule(pl.LightningDataModule):
                 f"or raise data.max_skip_fraction")
         return batch
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+    def _loader(self, split: str, sampler: TrainingSampler | None = None) -> DataLoader:
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          drop_last=shuffle)
+                          drop_last=sampler is not None)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        """Shuffled by the run's seed and the epoch, this rank's share, from where a resumed fit left off."""
+        trainer = self.trainer
+        world_size, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = TrainingSampler(self.datasets["train"], self.batch_size, self.seed, world_size, rank, self._start)
+        # Lightning warns on a mid-epoch resume unless the loader has a state_dict; the sampler resumes on its own
+        warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended",
+                                PossibleUserWarning)
+        return self._loader("train", sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
+        return self._loader("predict")

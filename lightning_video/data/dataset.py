@@ -6,6 +6,8 @@ DistributedSampler then gives each rank a disjoint, equal share.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch.utils.data import Dataset
 
@@ -13,6 +15,7 @@ from lightning_video.data.decode import UnreadableVideo, open_video
 from lightning_video.data.layouts import Label
 from lightning_video.data.sampling import SAMPLINGS
 from lightning_video.data.transforms import Transform
+from lightning_video.seeding import seeded
 
 
 class VideoClipDataset(Dataset):
@@ -82,7 +85,14 @@ class VideoClipDataset(Dataset):
         frames = self._decoded[video_index]
         return frames[self._indices(len(frames), clip_index)]
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        """`item` is an index, or (index, seed) from `sampler.TrainingSampler`: the random clip, the augmentation
+        and any replacement of an unreadable video are then drawn from that seed, whichever process loads it."""
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        with seeded(seed) if seed is not None else nullcontext():
+            return self._sample(index)
+
+    def _sample(self, index: int) -> dict:
         video_index, view = divmod(index, self.views_per_video)
         clip_index, crop_index = divmod(view, self.crops_per_video)
         skipped, valid = 0, True

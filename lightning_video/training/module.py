@@ -11,7 +11,10 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from lightning_video.training.losses import Mixing, classification_loss
 from lightning_video.training.metrics import VideoPredictions, classification_metrics
 from lightning_video.models import VideoTransformer, load_pretrained
+from lightning_video.seeding import derived_seed, run_seed, seed_all
 from lightning_video.training.optim import parameter_groups
+
+SEED_KEY = "training_seed"
 
 
 class VideoClassifier(pl.LightningModule):
@@ -59,6 +62,7 @@ class VideoClassifier(pl.LightningModule):
         self.val_metrics = classification_metrics(self.num_classes, multi_label).clone(prefix="val/clip_")
         self.test_metrics = classification_metrics(self.num_classes, multi_label).clone(prefix="test/video_")
         self.test_videos = VideoPredictions()
+        self._training_seed: int | None = None  # the run's seed, once a checkpoint gave it
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.backbone(video)
@@ -68,6 +72,22 @@ class VideoClassifier(pl.LightningModule):
 
     def _metric_targets(self, labels: torch.Tensor) -> torch.Tensor:
         return labels.int() if self.multi_label else labels
+
+    @property
+    def training_seed(self) -> int:
+        """The seed of the training steps' draws: the run's, or on a resume the checkpoint's."""
+        return run_seed() if self._training_seed is None else self._training_seed
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        """Seed this batch's dropout, drop-path and mixing from (seed, rank, epoch, batch): a resumed run then draws
+        what the uninterrupted one did, whatever drew random numbers before (validation, loader start-up)."""
+        seed_all(derived_seed(self.training_seed, self.global_rank, self.current_epoch, batch_idx))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[SEED_KEY] = self.training_seed
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._training_seed = checkpoint.get(SEED_KEY)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         video, targets = batch["video"], batch["label"]

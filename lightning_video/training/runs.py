@@ -1,12 +1,13 @@
 """A run's record: its resolved config saved with its logs and inside its checkpoints, and its continuation.
 
-`fit --ckpt_path last` resumes the newest `last.ckpt` among the runs of the configured logger and, with wandb,
-continues the same wandb run (whose id every checkpoint records). The resumed part logs into a new run folder
-(CSVLogger would otherwise overwrite the earlier metrics), with the step and epoch counts continuing. wandb logs
-offline unless the user has logged in.
+`fit --ckpt_path last` resumes the newest `last.ckpt` among the runs of the configured logger and continues that run:
+in its folder (so the best-k checkpoints' tracking goes on; CSV metrics logged after the checkpoint are replaced by the
+resumed run's) and, with wandb, in the same wandb run (whose id every checkpoint records). wandb logs offline unless
+the user has logged in.
 """
 from __future__ import annotations
 
+import csv
 import netrc
 import os
 import pydoc
@@ -18,8 +19,9 @@ import torch
 import yaml
 from jsonargparse import Namespace
 from pytorch_lightning.cli import SaveConfigCallback
-from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 CONFIG_KEY = "lightning_video_config"
 WANDB_RUN_IDS = "wandb_run_ids"
@@ -75,6 +77,55 @@ def resume_last_run(config: Namespace) -> None:
         for logger, run_id in zip(_wandb_loggers(config.trainer.logger), run_ids):
             if logger.init_args.get("id") is None and logger.init_args.get("version") is None:
                 logger.init_args.id = run_id
+        _log_into_run_folder(config, Path(config.ckpt_path))
+
+
+def _log_into_run_folder(config: Namespace, checkpoint: Path) -> None:
+    """A checkpoint in `RUNS/<version>/checkpoints/` of this logger's runs makes the logger log into `<version>`
+    (rather than a new folder): its checkpoints then go beside the earlier ones, where the best-k tracking restored
+    from the checkpoint expects them."""
+    loggers, runs = _logger_configs(config.trainer.logger), _runs_folder(config)
+    if not loggers or _is_wandb(loggers[0]) or runs is None or "version" not in loggers[0].init_args:
+        return
+    run = checkpoint.resolve().parent.parent
+    if loggers[0].init_args.version is None and checkpoint.parent.name == "checkpoints" and \
+            run.parent == runs.resolve():
+        loggers[0].init_args.version = run.name
+
+
+def continue_metrics(loggers: list, checkpoint_path: str | Path) -> None:
+    """Make each CSVLogger of a run resumed from `checkpoint_path` keep its `metrics.csv` up to the checkpoint's
+    step (CSVLogger would delete the file): the steps after it are logged again by the resumed run."""
+    if rank_zero_only.rank != 0:  # only rank 0 writes CSV metrics
+        return
+    step = read_checkpoint(checkpoint_path)["global_step"]
+    for logger in loggers:
+        if isinstance(logger, CSVLogger) and logger._experiment is None:
+            Path(logger.log_dir).mkdir(parents=True, exist_ok=True)
+            logger._experiment = _ContinuedMetrics(logger.log_dir, step)
+
+
+class _ContinuedMetrics(ExperimentWriter):
+    """CSVLogger's writer, keeping the rows logged before `step` (a checkpoint saved at global step s is resumed with
+    logging step s; earlier rows are not logged again)."""
+
+    def __init__(self, log_dir: str, step: int) -> None:
+        self.resumed_step = step
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        if not self._fs.isfile(self.metrics_file_path):
+            return
+        with open(self.metrics_file_path, newline="") as file:
+            reader = csv.DictReader(file)
+            rows = [row for row in reader if row.get("step") and int(row["step"]) < self.resumed_step]
+            self.metrics_keys = list(reader.fieldnames or [])
+        kept = f"{self.metrics_file_path}.resumed"
+        with open(kept, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(kept, self.metrics_file_path)  # a crash now leaves the old file or the new one, never half of it
 
 
 def _newest_last_checkpoint(config: Namespace) -> Path | None:

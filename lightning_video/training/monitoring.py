@@ -35,6 +35,9 @@ class ComputeMonitor(pl.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(sizes, step=trainer.global_step)
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.on_train_epoch_start(trainer, pl_module)  # a run resumed mid-epoch starts without an epoch start
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         window = max(trainer.log_every_n_steps, 1)
         self._batch_ends = deque([time.perf_counter()], maxlen=window + 1)

@@ -24,7 +24,7 @@ REPO = Path(__file__).parents[1]
 CONFIG = REPO / "experiments/configs/synthetic_motion.yaml"
 DEADLINE_S = 120
 # The README's main job, shrunk: 8 training videos, a one-block backbone on 4 frames of 16 px, on the CPU.
-TINY = ["--data.synthetic", "null", "--data.num_workers", "0", "--data.cache_frames", "false", "--data.batch_size", "2",
+TINY = ["--data.synthetic", "null", "--data.cache_frames", "false", "--data.batch_size", "2",
         "--data.num_frames", "4", "--data.sampling_rate", "2", "--data.crop_size", "16",
         "--data.train_min_short_side", "16", "--data.train_max_short_side", "20", "--data.test_crops", "1",
         "--model.backbone.init_args.patch_size", "8", "--model.backbone.init_args.embed_dim", "16",
@@ -64,6 +64,12 @@ def finish(processes: list[subprocess.Popen], logs: list[Path], deadline: float)
 def kill_tree(process: subprocess.Popen) -> None:
     """Kills the launch and every process below it: torchrun starts its workers in sessions of their own, out of
     reach of a signal to the launch's process group."""
+    signal_tree(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def signal_tree(pid: int, signum: signal.Signals) -> None:
+    """Sends `signum` to `pid` and every process below it, as slurmstepd signals every process of a job step."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -71,17 +77,15 @@ def kill_tree(process: subprocess.Popen) -> None:
         except (OSError, IndexError):  # gone meanwhile
             continue
         children.setdefault(parent, []).append(int(stat.parent.name))
-    tree, unvisited = [], [process.pid]
+    tree, unvisited = [], [pid]
     while unvisited:
-        pid = unvisited.pop()
-        tree.append(pid)
-        unvisited += children.get(pid, [])
-    for pid in tree:
+        tree.append(unvisited.pop())
+        unvisited += children.get(tree[-1], [])
+    for member in tree:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(member, signum)
         except ProcessLookupError:
             pass
-    process.wait()
 
 
 def tails(logs: list[Path]) -> str:
@@ -108,8 +112,9 @@ def test_torchrun_on_two_nodes_of_one_process_trains_as_one_node_of_two(motion_r
     runs, processes, logs = {}, [], []
     for name, nodes in (("two_nodes", ("0", "1")), ("one_node", ("0",))):  # both at once: half the wait
         runs[name] = tmp_path / name / "runs"
-        command = [script, CONFIG, "--data.root", motion_root, *TINY, "--trainer.max_epochs", "2",
-                   "--checkpoint.save_top_k", "-1", "--trainer.logger.init_args.save_dir", runs[name]]
+        command = [script, CONFIG, "--data.root", motion_root, *TINY, "--data.num_workers", "0",
+                   "--trainer.max_epochs", "2", "--checkpoint.save_top_k", "-1",
+                   "--trainer.logger.init_args.save_dir", runs[name]]
         shape = dict(NNODES="2", NPROC_PER_NODE="1") if len(nodes) == 2 else dict(NPROC_PER_NODE="2")
         port = str(free_port())
         for rank in nodes:
@@ -185,13 +190,14 @@ def wait_for(path: Path, process: subprocess.Popen, log: Path, deadline: float) 
 def test_slurm_preemption_saves_requeues_and_the_requeued_job_continues(motion_root: Path, tmp_path: Path):
     stubs, job = tmp_path / "bin", tmp_path / "submit"
     stubs.mkdir()
-    # srun with one task on this node becomes that task; it records the task's pid, which SLURM would signal
+    # srun with one task on this node becomes that task and records its pid: SLURM signals it and every process
+    # below it (with SLURM_CPUS_PER_TASK 2 the sbatch gives it a loader worker, which once saved over its checkpoint)
     (stubs / "srun").write_text(f'#!/bin/bash\necho $$ > {tmp_path}/task_pid\nexec "$@"\n')
     (stubs / "scontrol").write_text(f'#!/bin/bash\necho "$@" >> {tmp_path}/scontrol_calls\n')
     for stub in ("srun", "scontrol"):
         (stubs / stub).chmod(0o755)
     env = launcher_env(PATH=f"{stubs}:{os.environ['PATH']}", SLURM_JOB_ID="4242", SLURM_JOB_NAME="lightning-video",
-                       SLURM_NNODES="1", SLURM_NTASKS="1", SLURM_NTASKS_PER_NODE="1", SLURM_CPUS_PER_TASK="1",
+                       SLURM_NNODES="1", SLURM_NTASKS="1", SLURM_NTASKS_PER_NODE="1", SLURM_CPUS_PER_TASK="2",
                        SLURM_NODEID="0", SLURM_PROCID="0", SLURM_LOCALID="0", SLURM_NODELIST="127.0.0.1",
                        MASTER_PORT=str(free_port()))
     hold = f'{{"class_path": "test_launch.HoldForPreemption", "init_args": {{"step": 6, "folder": "{tmp_path}"}}}}'
@@ -204,9 +210,9 @@ def test_slurm_preemption_saves_requeues_and_the_requeued_job_continues(motion_r
     deadline = time.monotonic() + DEADLINE_S
     wait_for(tmp_path / "held", preempted, log, deadline)
     task = int((tmp_path / "task_pid").read_text())
-    os.kill(task, signal.SIGUSR1)  # --signal=SIGUSR1@90: the time limit or a preemption is near
+    signal_tree(task, signal.SIGUSR1)  # --signal=SIGUSR1@90: the time limit or a preemption is near
     wait_for(tmp_path / "scontrol_calls", preempted, log, deadline)
-    os.kill(task, signal.SIGTERM)  # the requeue ends the running job
+    signal_tree(task, signal.SIGTERM)  # the requeue ends the running job
     finish([preempted], [log], deadline)
     assert (tmp_path / "scontrol_calls").read_text().split() == ["requeue", "4242"]
     saved = sorted((job / "runs/slurm-4242").glob("hpc_ckpt_*.ckpt"))  # where the sbatch header says

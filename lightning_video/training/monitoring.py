@@ -36,7 +36,7 @@ class ComputeMonitor(pl.Callback):
             logger.log_metrics(sizes, step=trainer.global_step)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.on_train_epoch_start(trainer, pl_module)  # a run resumed mid-epoch starts without an epoch start
+        self.on_train_epoch_start(trainer, pl_module)  # a fit resumed mid-epoch starts without on_train_epoch_start
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         window = max(trainer.log_every_n_steps, 1)

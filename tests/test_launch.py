@@ -52,7 +52,7 @@ def start(command: list[str | Path], env: dict[str, str], cwd: Path, log: Path) 
 
 
 def finish(processes: list[subprocess.Popen], logs: list[Path], deadline: float) -> list[int]:
-    """The exit codes, or every process group killed and the logs shown once the deadline passes."""
+    """The exit codes, or, once the deadline passes, every launch killed with its processes and the logs shown."""
     try:
         return [process.wait(timeout=max(deadline - time.monotonic(), 0.1)) for process in processes]
     except subprocess.TimeoutExpired:
@@ -100,7 +100,7 @@ def free_port() -> int:
 
 def metrics(run: Path) -> list[dict[str, str]]:
     return [{name: value for name, value in row.items() if name not in TIMING_COLUMNS}
-            for row in csv.DictReader(open(run / "metrics.csv"))]
+            for row in csv.DictReader((run / "metrics.csv").read_text().splitlines())]
 
 
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:

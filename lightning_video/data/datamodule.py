@@ -3,6 +3,7 @@ views, a guard against too many unreadable videos, and prediction on a video fil
 from __future__ import annotations
 
 import json
+import signal
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +21,13 @@ from lightning_video.data.sampler import TrainingSampler, trained_position
 from lightning_video.data.sampling import SAMPLINGS
 from lightning_video.data.transforms import evaluation_transform, train_transform
 from lightning_video.seeding import run_seed
+
+
+def leave_preemption_to_the_trainer(worker_id: int) -> None:
+    """SLURM signals every process of a job step, loader workers too, and a forked worker would run the trainer's
+    SIGUSR1 handler on its stale copy of the trainer: it saved a preemption checkpoint of the weights at the worker's
+    start over the one of the main process (`experiments/slurm/train.sbatch`). The main process alone handles it."""
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
 @dataclass
@@ -251,7 +259,7 @@ class VideoDataModule(pl.LightningDataModule):
     def _loader(self, split: str, sampler: TrainingSampler | None = None) -> DataLoader:
         return DataLoader(self.datasets[split], batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          drop_last=sampler is not None)
+                          drop_last=sampler is not None, worker_init_fn=leave_preemption_to_the_trainer)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled by the run's seed and the epoch, this rank's share, from where a resumed fit left off."""

@@ -10,6 +10,9 @@ batch job, and its config saved with its logs and inside its checkpoints (`runs.
 the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and
 `predict --ckpt_path CKPT` rebuild the model and its clip settings from the checkpoint alone;
 `predict --data.path VIDEO_OR_FOLDER` writes each video's top-5 labels (`predictions.PredictionWriter`).
+
+Every checkpoint is written whole or not at all and carries a digest checked whenever it is read
+(`checkpoint_io.CrashSafeCheckpointIO`, unless the trainer is given a CheckpointIO).
 """
 from __future__ import annotations
 
@@ -21,9 +24,11 @@ import yaml
 from pytorch_lightning import Callback, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_video.data.datamodule import VideoDataModule
+from lightning_video.training.checkpoint_io import CrashSafeCheckpointIO
 from lightning_video.training.global_batch import GlobalBatch
 from lightning_video.training.module import VideoClassifier
 from lightning_video.training.monitoring import ComputeMonitor
@@ -94,6 +99,11 @@ class VideoCLI(LightningCLI):
         if wants_progress and not any(isinstance(callback, ProgressBar) for callback in [*given, *callbacks]):
             callbacks.append(progress_bar())
         callbacks.append(ComputeMonitor())
+        plugins = config.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        strategy_io = getattr(config.get("strategy"), "_checkpoint_io", None)  # Lightning refuses two
+        if strategy_io is None and not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            config["plugins"] = [*plugins, CrashSafeCheckpointIO()]
         return super()._instantiate_trainer(config, callbacks)
 
     def after_fit(self) -> None:

@@ -1,5 +1,5 @@
 """Checkpoint files: written whole or not at all (full disk, SIGKILL mid-save), a digest that catches a changed byte
-at every read, plain words for files that are no checkpoint."""
+at every read, plain words for files that are no checkpoint, and a checkpoint refused on data of other classes."""
 from __future__ import annotations
 
 import errno
@@ -176,3 +176,14 @@ def test_a_kill_during_a_save_keeps_the_last_checkpoint(point: str, name: str, t
     assert hpc_resume == (str(last) if name.startswith("hpc_ckpt_") else None)  # as a requeued SLURM job finds it
     CrashSafeCheckpointIO().save_checkpoint({"step": 24}, last.parent / "epoch=2-step=24.ckpt")
     assert not leftover.exists()  # the next save cleans it up
+
+
+@pytest.mark.parametrize("command", ["test", "predict"])
+def test_a_checkpoint_of_other_classes_is_refused(command: str, six_class_run: Path, motion_root: Path,
+                                                  tmp_path: Path):
+    predict = ["--data.path", str(motion_root / "test"), "--predictions.output_dir", str(tmp_path)]
+    last = six_class_run / "last.ckpt"
+    with pytest.raises(ValueError, match=rf"checkpoint {last} has 6 classes \(a, b, c, d, e, f\) but data.root "
+                                         rf"{motion_root} has 2 \(left, right\)"):
+        main([command, "--ckpt_path", str(last), "--data.root", str(motion_root), *EVALUATE,
+              "--trainer.default_root_dir", str(tmp_path), *(predict if command == "predict" else [])])

@@ -106,20 +106,30 @@ def test_a_checkpoint_without_digest_still_loads(tmp_path: Path):
     assert CrashSafeCheckpointIO().load_checkpoint(path)["epoch"] == 1
 
 
+class DiskFillingUp:
+    """A file whose disk is full after `room` bytes: the write that would pass them fails as on a full disk."""
+
+    def __init__(self, file: io.BufferedWriter, room: int) -> None:
+        self.file, self.room = file, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            self.file.write(bytes(data)[:self.room])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
 @pytest.mark.parametrize("name", ["last.ckpt", "epoch=2-step=24.ckpt"], ids=["overwrite", "new"])
 def test_a_full_disk_during_a_save_keeps_the_last_checkpoint(name: str, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch):
     io_plugin, last = CrashSafeCheckpointIO(), tmp_path / "last.ckpt"
     io_plugin.save_checkpoint({"step": 8, "weights": torch.arange(1000.0)}, last)
     real_save = torch.save
-
-    def half_then_full(checkpoint: dict, file: io.BufferedWriter) -> None:
-        buffer = io.BytesIO()
-        real_save(checkpoint, buffer)
-        file.write(buffer.getvalue()[:buffer.tell() // 2])
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(torch, "save", half_then_full)
+    monkeypatch.setattr(torch, "save", lambda checkpoint, file: real_save(checkpoint, DiskFillingUp(file, 2000)))
     with pytest.raises(CheckpointSaveError, match=rf"could not save checkpoint {tmp_path / name}: the disk is full "
                                                   rf".*the last good checkpoint is {last}") as error:
         io_plugin.save_checkpoint({"step": 24, "weights": torch.zeros(1000)}, tmp_path / name)

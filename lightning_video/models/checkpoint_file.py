@@ -115,9 +115,10 @@ def save_atomically(checkpoint: Mapping[str, Any], path: str | Path) -> None:
         os.replace(temporary, path)
     except BaseException as error:  # an interrupt too: leave no temporary file behind
         temporary.unlink(missing_ok=True)
-        if not isinstance(error, OSError):
+        cause = _os_error(error)
+        if cause is None:
             raise
-        raise _save_error(error, path) from error
+        raise _save_error(cause, path) from error
     _sync_folder(folder)  # makes the rename itself durable
 
 
@@ -209,6 +210,13 @@ def _sync_folder(folder: Path) -> None:
             raise
     finally:
         os.close(descriptor)
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The OSError behind `error`: torch.save reports a failed write as a RuntimeError raised while handling it."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def _save_error(error: OSError, path: Path) -> CheckpointSaveError:

@@ -24,6 +24,7 @@ import torch
 
 DIGEST_KEY = "lightning_video_digest"
 DIGEST_ALGORITHM = "sha256"
+CHECKPOINT_SUFFIX = ".ckpt"  # Lightning's; the folder of a damaged one is searched for an alternative
 # A killed save leaves `.saving.PID.TOKEN.tmp` beside the checkpoint: hidden, matching no `*.ckpt` and holding no
 # checkpoint name (Lightning takes any file name with `hpc_ckpt_` in it for a SLURM checkpoint to resume from).
 TEMPORARY_FILE = re.compile(r"\.saving\.(\d+)\.[0-9a-f]+\.tmp")
@@ -68,23 +69,26 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu", mmap: bool
 
     Raises:
         FileNotFoundError: there is no file at `path`.
-        CheckpointError: the file is empty, no torch checkpoint, unreadable or damaged; the message names the newest
-            other checkpoint in its folder that reads and verifies.
+        CheckpointError: the file is empty, no torch checkpoint, unreadable or damaged; for a `.ckpt` file the
+            message names the newest other checkpoint in its folder that reads and verifies.
         pickle.UnpicklingError: `weights_only` and the file holds Python objects besides tensors.
     """
     path = Path(path)
     try:
         return _load_verified(path, map_location, mmap, weights_only)
     except CheckpointError as error:
+        if path.suffix != CHECKPOINT_SUFFIX:  # pretrained weights: another file beside them is no alternative
+            raise
         good = last_good_checkpoint(path.parent, exclude=path)
-        alternative = f"the last good checkpoint there: {good}" if good else f"no other checkpoint in {path.parent} " \
-                                                                              f"reads and verifies"
+        alternative = f"the last good checkpoint there: {good}" if good else "no other checkpoint there verifies"
         raise CheckpointError(f"{error}; {alternative}") from error.__cause__
 
 
-def last_good_checkpoint(folder: str | Path, exclude: str | Path | None = None, suffix: str = ".ckpt") -> Path | None:
-    """The newest `*suffix` file in `folder` (but `exclude`) that reads and verifies; None if there is none."""
-    candidates = [path for path in Path(folder).glob(f"*{suffix}") if path.is_file() and path != Path(exclude or "")]
+def last_good_checkpoint(folder: str | Path, exclude: str | Path | None = None) -> Path | None:
+    """The newest training checkpoint (`*.ckpt`) in `folder` (but `exclude`) that reads and verifies; None if there
+    is none."""
+    candidates = [path for path in Path(folder).glob(f"*{CHECKPOINT_SUFFIX}")
+                  if path.is_file() and path != Path(exclude or "")]
     for path in sorted(candidates, key=lambda path: path.stat().st_mtime, reverse=True):
         try:
             _load_verified(path, "cpu", mmap=True, weights_only=True)
@@ -222,10 +226,10 @@ def _os_error(error: BaseException | None) -> OSError | None:
 def _save_error(error: OSError, path: Path) -> CheckpointSaveError:
     cause = SAVE_CAUSES.get(error.errno, error.strerror or str(error))
     kept = "keeps its previous contents" if path.exists() else "was not created"
-    good = last_good_checkpoint(path.parent, suffix=path.suffix)
-    fix = f"; free space on the disk of {path.parent} (or save elsewhere) and resume" if error.errno in SAVE_CAUSES \
+    good = last_good_checkpoint(path.parent)
+    fix = f"; free space on the disk of {path.parent} (or save elsewhere), then resume" if error.errno in SAVE_CAUSES \
         else ""
     saved = CheckpointSaveError(f"could not save checkpoint {path}: {cause} ({error.strerror or error}); {path.name} "
-                                f"{kept}, and the last good checkpoint is {good or 'none: none was saved yet'}{fix}")
+                                f"{kept}, and the last good checkpoint is {good or 'none (none was saved yet)'}{fix}")
     saved.errno = error.errno
     return saved

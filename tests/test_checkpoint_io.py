@@ -179,11 +179,11 @@ def test_a_kill_during_a_save_keeps_the_last_checkpoint(point: str, name: str, t
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     (leftover,) = [path for path in last.parent.iterdir() if path != last]
-    assert leftover.name.startswith(f".saving.{child.pid}.") and leftover.stat().st_size > 0
     assert load_checkpoint_file(last)["step"] == 8
     assert last_good_checkpoint(last.parent) == last  # the leftover is no checkpoint candidate
     hpc_resume = pl.Trainer(default_root_dir=last.parent, logger=False)._checkpoint_connector._hpc_resume_path
     assert hpc_resume == (str(last) if name.startswith("hpc_ckpt_") else None)  # as a requeued SLURM job finds it
+    assert leftover.name.startswith(f".saving.{child.pid}.") and leftover.stat().st_size > 0
     CrashSafeCheckpointIO().save_checkpoint({"step": 24}, last.parent / "epoch=2-step=24.ckpt")
     assert not leftover.exists()  # the next save cleans it up
 

@@ -11,6 +11,10 @@ batch job, and its config saved with its logs and inside its checkpoints (`runs.
 the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and
 `predict --ckpt_path CKPT` rebuild the model and its clip settings from the checkpoint alone;
 `predict --data.path VIDEO_OR_FOLDER` writes each video's top-5 labels (`predictions.PredictionWriter`).
+
+Every checkpoint is written whole or not at all and carries a digest checked whenever it is read
+(`checkpoint_io.CrashSafeCheckpointIO`, unless the trainer is given a CheckpointIO); `validate`, `test` and `predict`
+refuse a checkpoint trained on other classes than the data's.
 """
 from __future__ import annotations
 
@@ -25,9 +29,11 @@ import yaml
 from pytorch_lightning import Callback, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_video.data.datamodule import VideoDataModule
+from lightning_video.training.checkpoint_io import CrashSafeCheckpointIO
 from lightning_video.training.global_batch import GlobalBatch
 from lightning_video.training.last_checkpoint import LastCheckpoint
 from lightning_video.training.module import VideoClassifier
@@ -58,6 +64,9 @@ def _with_accepted_options(refused: re.Match) -> str:
 
 
 class VideoCLI(LightningCLI):
+    # `--ckpt_path` of validate/test/predict and its label names, to check against the data's once it is built.
+    _checkpoint_classes: tuple[str, list[str]] | None = None
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_frames", "model.backbone.init_args.num_frames")
         parser.link_arguments("data.crop_size", "model.backbone.init_args.img_size")
@@ -89,16 +98,18 @@ class VideoCLI(LightningCLI):
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
         checkpoint = read_checkpoint(ckpt_path)
+        class_names = checkpoint.get(VideoDataModule.__qualname__, {}).get("class_names")
+        current, defaults = self.config[subcommand].data, self._parser(subcommand).get_defaults().data
+        if class_names is not None and _has_own_labels(current):
+            self._checkpoint_classes = (ckpt_path, class_names)
         if CONFIG_KEY not in checkpoint:  # not written by this CLI: the config must come from the command line
             return
         saved = yaml.safe_load(checkpoint[CONFIG_KEY])
         model = saved["model"]
         if "pretrained" in model:
             model["pretrained"] = None  # the checkpoint's weights replace them
-        current, defaults = self.config[subcommand].data, self._parser(subcommand).get_defaults().data
         data = {key: saved["data"][key] for key in CHECKPOINTED_DATA if current.get(key) == defaults.get(key)}
-        class_names = checkpoint.get(VideoDataModule.__qualname__, {}).get("class_names")
-        if current.get("class_names") is None and class_names is not None:
+        if class_names is not None and not _has_own_labels(current):
             data["class_names"] = class_names
         self.config = self.parser.parse_object({subcommand: {"model": model, "data": data}}, self.config)
 
@@ -107,6 +118,26 @@ class VideoCLI(LightningCLI):
         if self.subcommand == "fit":
             resume_last_run(config)
         wandb_offline_unless_logged_in(config.trainer.logger)
+
+    def _check_checkpoint_classes(self) -> None:
+        """Refuse a checkpoint trained on other classes than the data's: its scores would go to the wrong labels
+        (a 6-class checkpoint on 2-class data tests at top-1 0 without a word)."""
+        if self._checkpoint_classes is None:
+            return
+        path, trained = self._checkpoint_classes
+        own = list(self.datamodule.class_names)
+        if own == list(trained):
+            return
+        data = self.config[self.subcommand].data
+        source = ("data.class_names" if data.get("class_names") is not None else
+                  f"data.synthetic (task {data.synthetic.task})" if data.get("synthetic") is not None else
+                  f"data.root {data.root}")
+        raise ValueError(f"checkpoint {path} has {len(trained)} classes ({_listed(trained)}) but {source} has "
+                         f"{len(own)} ({_listed(own)}): its scores would be read under the wrong labels. Evaluate it "
+                         f"on the data it was trained on, or fine-tune it on this data: "
+                         f"`fit --model.pretrained {path}`")
+
+    before_validate = before_test = before_predict = _check_checkpoint_classes
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         if self.subcommand == "fit":
@@ -117,6 +148,11 @@ class VideoCLI(LightningCLI):
         if wants_progress and not any(isinstance(callback, ProgressBar) for callback in [*given, *callbacks]):
             callbacks.append(progress_bar())
         callbacks.append(ComputeMonitor())
+        plugins = config.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        strategy_io = getattr(config.get("strategy"), "_checkpoint_io", None)  # Lightning refuses two
+        if strategy_io is None and not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            config["plugins"] = [*plugins, CrashSafeCheckpointIO()]
         trainer = super()._instantiate_trainer(config, callbacks)
         ckpt_path = self.config.fit.get("ckpt_path") if self.subcommand == "fit" else None
         if ckpt_path and Path(ckpt_path).is_file():
@@ -141,6 +177,16 @@ class VideoCLI(LightningCLI):
         rank_zero_info(f"\ntest video top-1: {metrics.get('test/video_top1', float('nan')):.3f} over "
                        f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'})\n"
                        f"logs, config and checkpoints: {run_dir(self.trainer)}")
+
+
+def _has_own_labels(data: Any) -> bool:
+    """Whether the data config names its classes itself, rather than taking them from a checkpoint (predict on a
+    folder of videos far from the dataset)."""
+    return any(data.get(key) is not None for key in ("class_names", "root", "synthetic"))
+
+
+def _listed(names: list[str], limit: int = 8) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 def main(args: list[str] | None = None) -> VideoCLI | None:

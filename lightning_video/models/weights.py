@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from lightning_video.models.checkpoint_file import load_checkpoint_file
 from lightning_video.models.hf_export import from_hf_name
 from lightning_video.models.video_transformer import VideoTransformer
 
@@ -99,7 +100,8 @@ def load_pretrained(model: VideoTransformer, source: str | Path | Mapping[str, A
 
     Raises:
         ValueError: the source is no ViT / TimeSformer / X-ViT checkpoint, a tensor's shape does not fit the model,
-            or `strict` and tensors are missing or unexpected. Nothing is loaded then.
+            or `strict` and tensors are missing or unexpected; `checkpoint_file.CheckpointError`: the file is empty,
+            no checkpoint, or damaged (its digest does not match). Nothing is loaded then.
     """
     name = "state dict" if isinstance(source, Mapping) else str(source)
     checkpoint = source if isinstance(source, Mapping) else _read(Path(source))
@@ -137,7 +139,7 @@ def _read(path: Path) -> Mapping[str, Any]:
             return {key: torch.from_numpy(arrays[key]) for key in arrays.files}
     if path.suffix in TORCH_SUFFIXES:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return load_checkpoint_file(path)
         except pickle.UnpicklingError as error:
             raise ValueError(f"{path} holds Python objects besides tensors, which torch.load reads only with "
                              f"weights_only=False; if you trust the file, load it so yourself and pass the dict "

@@ -15,13 +15,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytorch_lightning as pl
-import torch
 import yaml
 from jsonargparse import Namespace
 from pytorch_lightning.cli import SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+
+from lightning_video.models.checkpoint_file import load_checkpoint_file
 
 CONFIG_KEY = "lightning_video_config"
 WANDB_RUN_IDS = "wandb_run_ids"
@@ -38,8 +39,9 @@ def run_dir(trainer: pl.Trainer) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """A checkpoint's contents, memory-mapped: only what is read leaves the disk."""
-    return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    """A checkpoint's contents, memory-mapped, checked against its digest (`models.checkpoint_file`): a damaged
+    file stops the command before anything is built from it."""
+    return load_checkpoint_file(path, map_location="cpu", mmap=True)
 
 
 class RunFiles(SaveConfigCallback):

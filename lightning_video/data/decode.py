@@ -217,6 +217,16 @@ def open_video(path: str | Path) -> VideoReader | FrameFolder:
     return FrameFolder(path) if Path(path).is_dir() else VideoReader(path)
 
 
+def unreadable_reason(path: str | Path) -> str | None:
+    """Why the video at `path` cannot be read in full, or None if it can."""
+    try:
+        with open_video(path) as reader:
+            reader.check()
+    except UnreadableVideo as error:
+        return error.reason
+    return None
+
+
 def _raise_if_missing(path: str, missing: set[int], num_frames: int) -> None:
     if missing:
         raise UnreadableVideo(path, f"frames {sorted(missing)[:5]} of {num_frames} could not be decoded")

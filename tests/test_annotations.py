@@ -85,7 +85,8 @@ def break_ssv2(root: Path) -> list[str]:
     entries[1]["template"] = "Pushing [something] from right to left"
     entries[2] = {"id": "100904"}
     (root / "labels/train.json").write_text(json.dumps(entries))
-    return [r"labels/train\.json, entry 2: 'Pushing \[something\] from right to left' is not a template of .*labels\.json",
+    return [r"labels/train\.json, entry 2: 'Pushing \[something\] from right to left' is not a template of "
+            r".*labels\.json",
             r"labels/train\.json, entry 3: '{\"id\": \"100904\"}' needs both `id` and `template`"]
 
 
@@ -101,17 +102,17 @@ def break_ucf101(root: Path) -> list[str]:
     lines[0] = "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 2"
     lines[2] = "Bowling/v_Bowling_g08_c01.avi 4"
     trainlist.write_text("\r\n".join(lines) + "\r\n")
-    return [r"ucfTrainTestlist/trainlist01\.txt, line 1: 'ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01\.avi 2' gives label 2, but its "
-            r"folder is class 1 \(ApplyEyeMakeup\) in .*classInd\.txt; correct the label or the path",
-            r"ucfTrainTestlist/trainlist01\.txt, line 3: 'Bowling/v_Bowling_g08_c01\.avi' is in a class folder that .*classInd\.txt "
-            r"does not list"]
+    return [r"ucfTrainTestlist/trainlist01\.txt, line 1: 'ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01\.avi 2' gives "
+            r"label 2, but its folder is class 1 \(ApplyEyeMakeup\) in .*classInd\.txt; correct the label or the path",
+            r"ucfTrainTestlist/trainlist01\.txt, line 3: 'Bowling/v_Bowling_g08_c01\.avi' is in a class folder "
+            r"that .*classInd\.txt does not list"]
 
 
 def break_hmdb51(root: Path) -> list[str]:
     split_file = root / "testTrainMulti_7030_splits/cartwheel_test_split1.txt"
     split_file.write_text(split_file.read_text().replace(" 1 ", " train "))
-    return [r"testTrainMulti_7030_splits/cartwheel_test_split1\.txt, line 1: 'cartwheel_train_u_nm_np1_ba_goo_0\.avi train' is not "
-            r"`video\.avi 0\|1\|2`"]
+    return [r"testTrainMulti_7030_splits/cartwheel_test_split1\.txt, line 1: "
+            r"'cartwheel_train_u_nm_np1_ba_goo_0\.avi train' is not `video\.avi 0\|1\|2`"]
 
 
 def break_charades(root: Path) -> list[str]:

@@ -277,8 +277,8 @@ class VideoDataModule(pl.LightningDataModule):
 
 def invalid_settings(num_frames: int, sampling_rate: int, crop_size: int, train_min_short_side: int,
                      train_max_short_side: int, augment: str | None, random_erasing: float, test_clips: int,
-                     test_crops: int, mean: tuple[float, ...], std: tuple[float, ...], batch_size: int, num_workers: int,
-                     max_skip_fraction: float) -> list[str]:
+                     test_crops: int, mean: tuple[float, ...], std: tuple[float, ...], batch_size: int,
+                     num_workers: int, max_skip_fraction: float) -> list[str]:
     """What is wrong with the data settings, naming their config keys: caught here rather than deep in PyTorchVideo
     (`crop_size must be less than or equal to min_size`) or in the middle of the first epoch."""
     at_least_one = dict(num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
@@ -303,6 +303,9 @@ def invalid_settings(num_frames: int, sampling_rate: int, crop_size: int, train_
         invalid.append(f"data.std={list(std)} must be 3 positive numbers, one per colour channel")
     if num_workers < 0:
         invalid.append(f"data.num_workers={num_workers} must be 0 (load in the training process) or more")
-    invalid += [f"data.{key}={value} must be between 0 and 1" for key, value in
-                (("random_erasing", random_erasing), ("max_skip_fraction", max_skip_fraction)) if not 0 <= value <= 1]
+    if not 0 <= random_erasing <= 1:
+        invalid.append(f"data.random_erasing={random_erasing} is a probability: between 0 and 1")
+    if max_skip_fraction < 0:  # above 1 is allowed: replacements can be unreadable too, so skips can outnumber samples
+        invalid.append(f"data.max_skip_fraction={max_skip_fraction} must be 0 (stop at the first unreadable video) "
+                       f"or more")
     return invalid

@@ -94,9 +94,8 @@ def _csv_rows(table: Path, problems: Problems, classes: int | None, names_file: 
     for number, line in problems.lines(table, CSV_LINE):
         fields = line.rsplit(None, 1)
         if len(fields) < 2:
-            problems.add(table, f"line {number}", line, "has no label" + (" (fields are separated by whitespace, "
-                                                                            "not commas)" if "," in line else ""),
-                         CSV_LINE)
+            comma = " (fields are separated by whitespace, not commas)" if "," in line else ""
+            problems.add(table, f"line {number}", line, f"has no label{comma}", CSV_LINE)
             continue
         label = problems.class_index(fields[1], table, f"line {number}", classes, str(names_file))
         if label is not None:
@@ -177,7 +176,8 @@ def read_ssv2(root: Path, split: str, fold: int, problems: Problems) -> VideoLis
     for number, entry in enumerate(problems.json(table, list, AS_PUBLISHED + " (a list of {id, template, ...})"),
                                    start=1):
         if not isinstance(entry, dict) or not {"id", "template"} <= entry.keys():
-            problems.add(table, f"entry {number}", json.dumps(entry)[:80], "needs both `id` and `template`", AS_PUBLISHED)
+            problems.add(table, f"entry {number}", json.dumps(entry)[:80], "needs both `id` and `template`",
+                         AS_PUBLISHED)
             continue
         template = str(entry["template"]).replace("[", "").replace("]", "")
         if template not in label_of:
@@ -275,7 +275,8 @@ def read_diving48(root: Path, split: str, fold: int, problems: Problems) -> Vide
     for number, entry in enumerate(problems.json(table, list, AS_PUBLISHED + " (a list of {vid_name, label, ...})"),
                                    start=1):
         if not isinstance(entry, dict) or not {"vid_name", "label"} <= entry.keys():
-            problems.add(table, f"entry {number}", json.dumps(entry)[:80], "needs both `vid_name` and `label`", AS_PUBLISHED)
+            problems.add(table, f"entry {number}", json.dumps(entry)[:80], "needs both `vid_name` and `label`",
+                         AS_PUBLISHED)
             continue
         label = problems.class_index(entry["label"], table, f"entry {number}", len(vocab) or None, str(vocab_file))
         if label is not None:
@@ -286,7 +287,8 @@ def read_diving48(root: Path, split: str, fold: int, problems: Problems) -> Vide
 LAYOUTS: dict[str, Layout] = {
     "csv": Layout(read_csv, "{root}/train.csv, {root}/val.csv and {root}/test.csv, one `path label` line per "
                             "video (paths relative to {root} or absolute, integer labels), and optionally "
-                            "{root}/classes.txt with one class name per line"),
+                            "{root}/classes.txt with one class name per line (without it the class count is the "
+                            "largest label + 1, and every class needs a video)"),
     "folder": Layout(read_folders, "{root}/<split>/<class>/<video> for the splits train, val and test, one folder "
                                    "per class (labels in sorted class-name order)"),
     "kinetics": Layout(read_kinetics, "Kinetics-400/600/700 as PyTorchVideo reads it: {root}/<split>.csv (see "

@@ -180,20 +180,18 @@ class VideoDataModule(pl.LightningDataModule):
         """The splits' videos and classes, each read once (SSv2's label files are large). The problems of all their
         annotation files come in one AnnotationError; what a layout had to infer is said once per call."""
         if self.root is None:
-            raise ValueError(f"data.root is not set; the {', '.join(splits)} split (and the label names, unless "
+            raise ValueError(f"data.root is not set; the {' and '.join(splits)} videos (and the label names, unless "
                              f"data.class_names gives them) come from a dataset folder in the {self.dataset} layout: "
                              f"{LAYOUTS[self.dataset].expected.format(root='ROOT')}")
-        problems, notes = [], {}
-        for split in splits:
-            if split in self._lists:
-                continue
+        problems, notes = [], []
+        for split in (split for split in splits if split not in self._lists):
             try:
                 self._lists[split] = layouts.read(self.dataset, self.root, split, self.fold)
             except AnnotationError as error:
                 problems += error.problems
-                continue
-            notes.update(dict.fromkeys(self._lists[split].notes))
-        for note in notes:
+            else:
+                notes += self._lists[split].notes
+        for note in dict.fromkeys(notes):
             rank_zero_info(note)
         if problems:
             raise AnnotationError(problems)

@@ -2,9 +2,10 @@
 
 Training replaces an unreadable video and counts it, and stops past `data.max_skip_fraction`; this command says
 which files they are. It reads the `data:` section of the same config file `fit` takes (other sections are
-ignored; `--data.*` options override it), decodes every frame of every video of every split that exists, and
-writes a JSON manifest: per split, how many videos and how many unreadable, and each unreadable file with the
-reason and its splits. The exit status is 1 when a video is unreadable or a split's files are missing.
+ignored; `--data.*` options override it), checks every split's annotation files, decodes every frame of every video
+of every split that exists, and writes a JSON manifest: per split, how many videos and how many unreadable (or why
+the split could not be read: a missing file, or every problem of its annotation files), and each unreadable file
+with the reason and its splits. The exit status is 1 when a video is unreadable or a split cannot be read.
 """
 from __future__ import annotations
 
@@ -17,19 +18,10 @@ from pathlib import Path
 import yaml
 from jsonargparse import ArgumentParser
 
+from lightning_video.data.annotations import AnnotationError
 from lightning_video.data.datamodule import VideoDataModule
-from lightning_video.data.decode import UnreadableVideo, open_video
+from lightning_video.data.decode import unreadable_reason
 from lightning_video.data.layouts import SPLITS
-
-
-def unreadable_reason(path: str) -> str | None:
-    """Why the video at `path` cannot be read in full, or None if it can."""
-    try:
-        with open_video(path) as reader:
-            reader.check()
-    except UnreadableVideo as error:
-        return error.reason
-    return None
 
 
 def scan(data: VideoDataModule, workers: int) -> dict:
@@ -38,7 +30,7 @@ def scan(data: VideoDataModule, workers: int) -> dict:
     for split in SPLITS:
         try:
             paths_of_split[split] = [path for path, _ in data.videos(split)]
-        except FileNotFoundError as error:
+        except (FileNotFoundError, AnnotationError) as error:
             splits[split] = {"error": str(error)}
     paths = sorted({path for split_paths in paths_of_split.values() for path in split_paths})
     if workers > 0:
@@ -52,7 +44,8 @@ def scan(data: VideoDataModule, workers: int) -> dict:
     unreadable = [{"path": path, "reason": reason,
                    "splits": [split for split, split_paths in paths_of_split.items() if path in split_paths]}
                   for path, reason in bad.items()]
-    return {"dataset": data.dataset, "root": str(data.root), "splits": splits, "unreadable": unreadable}
+    return {"dataset": data.dataset, "root": str(data.root), "videos": len(paths), "splits": splits,
+            "unreadable": unreadable}
 
 
 def parser(config: dict) -> ArgumentParser:
@@ -82,6 +75,7 @@ def main(argv: list[str]) -> int:
               f"{split}: {counts['videos']} videos, {counts['unreadable']} unreadable")
     for entry in manifest["unreadable"][:10]:
         print(f"  {entry['path']}: {entry['reason']}")
+    print(f"{len(manifest['unreadable'])} of the {manifest['videos']} videos unreadable")
     print(f"manifest: {out}")
     return int(bool(manifest["unreadable"]) or any("error" in counts for counts in manifest["splits"].values()))
 

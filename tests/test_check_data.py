@@ -63,3 +63,18 @@ def test_check_data_passes_a_clean_dataset_and_reports_missing_splits(tmp_path: 
     (root / "Diving48_V2_test.json").unlink()
     assert run_module("check-data", "--config", str(config), "--out", str(out)) == 1
     assert "Diving48_V2_test.json is missing" in json.loads(out.read_text())["splits"]["test"]["error"]
+
+
+def test_check_data_fails_when_nothing_can_be_read_and_lists_annotation_problems(tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture):
+    root = published_layouts.diving48(tmp_path / "diving")
+    for video in (root / "rgb").iterdir():
+        video.write_bytes(b"\x00" * 100)
+    table = root / "Diving48_V2_test.json"
+    table.write_text(table.read_text().replace('"label": 3', '"label": "three"'))
+    config, out = fit_config(tmp_path, root=str(root), dataset="diving48", num_workers=0), tmp_path / "manifest.json"
+    assert run_module("check-data", "--config", str(config), "--out", str(out)) == 1
+    manifest = json.loads(out.read_text())
+    assert manifest["splits"]["train"] == {"videos": 2, "unreadable": 2} and manifest["videos"] == 2
+    assert f"{table}, entry 2: 'three' is not an integer label" in manifest["splits"]["test"]["error"]
+    assert "2 of the 2 videos unreadable" in capsys.readouterr().out

@@ -208,3 +208,18 @@ def test_lightning_calls_the_skip_guard_during_fit(motion_root: Path, tmp_path: 
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     with pytest.raises(RuntimeError, match="too many unreadable training videos"):
         trainer.fit(VideoClassifier(backbone), datamodule=datamodule)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(crop_size=32), r"^data\.crop_size=32 is larger than data\.train_min_short_side=24: .* raise "
+                         r"data\.train_min_short_side to at least 32 or lower data\.crop_size$"),
+    (dict(train_min_short_side=30), r"^data\.train_min_short_side=30 is larger than data\.train_max_short_side=28"),
+    (dict(num_frames=0, sampling_rate=0, test_clips=0),
+     r"^data\.num_frames=0 must be at least 1\ndata\.sampling_rate=0 must be at least 1\ndata\.test_clips=0 must be "
+     r"at least 1$"),
+    (dict(test_crops=2), r"^data\.test_crops=2: valid are 1 \(centre\) and 3 \(left, centre, right\)$"),
+    (dict(std=(0.2, 0.2, 0.0)), r"^data\.std=\[0\.2, 0\.2, 0\.0\] must be 3 positive numbers"),
+])
+def test_invalid_size_settings_name_their_config_keys_at_construction(tmp_path: Path, settings: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        small_datamodule(tmp_path, **settings)

@@ -11,16 +11,21 @@ from pathlib import Path
 import pytorch_lightning as pl
 from filelock import FileLock
 from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader
 
 from lightning_video.data import layouts, synthetic
+from lightning_video.data.annotations import AnnotationError
 from lightning_video.data.dataset import VideoClipDataset
 from lightning_video.data.layouts import LAYOUTS, VIDEO_SUFFIXES, Label, VideoList
 from lightning_video.data.sampler import TrainingSampler, trained_position
 from lightning_video.data.sampling import SAMPLINGS
-from lightning_video.data.transforms import evaluation_transform, train_transform
+from lightning_video.data.transforms import AUGMENTS, evaluation_transform, train_transform
 from lightning_video.seeding import run_seed
+
+# The splits each stage reads: their annotation files are checked together when the stage is set up.
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
 
 
 def leave_preemption_to_the_trainer(worker_id: int) -> None:
@@ -114,6 +119,14 @@ class VideoDataModule(pl.LightningDataModule):
             raise ValueError(f"data.fold={fold}: UCF101 and HMDB51 have the official splits 1, 2 and 3")
         if sampling is not None and sampling not in SAMPLINGS:
             raise ValueError(f"unknown data.sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}")
+        invalid = invalid_settings(num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
+                                   train_min_short_side=train_min_short_side,
+                                   train_max_short_side=train_max_short_side, augment=augment,
+                                   random_erasing=random_erasing, test_clips=test_clips, test_crops=test_crops,
+                                   mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
+                                   max_skip_fraction=max_skip_fraction)
+        if invalid:
+            raise ValueError("\n".join(invalid))
         layout = LAYOUTS[dataset]
         self.root = Path(root) if root is not None else None
         self.dataset = dataset
@@ -143,12 +156,13 @@ class VideoDataModule(pl.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        """The names given, else those of the synthetic task, else the dataset's (read with its training split)."""
+        """The names given, else those of the synthetic task, else the dataset's (read with the splits of `fit`, so
+        that building the model for it reports the problems of both its annotation files at once)."""
         if self._class_names is not None:
             return self._class_names
         if self.synthetic is not None:
             return synthetic.task_classes(self.synthetic.task)
-        return self._list("train").classes
+        return self._read(STAGE_SPLITS["fit"])[0].classes
 
     @property
     def num_classes(self) -> int:
@@ -190,25 +204,38 @@ class VideoDataModule(pl.LightningDataModule):
         self._seed = state.get("seed")
         self._start = tuple(state.get("position", (0, 0)))
 
-    def _list(self, split: str) -> VideoList:
-        """The split's videos and classes, read once (SSv2's label files are large)."""
+    def _read(self, splits: tuple[str, ...]) -> list[VideoList]:
+        """The splits' videos and classes, each read once (SSv2's label files are large). The problems of all their
+        annotation files come in one AnnotationError; what a layout had to infer is said once per call."""
         if self.root is None:
-            raise ValueError(f"data.root is not set; the {split} split (and the label names, unless data.class_names "
-                             f"gives them) come from a dataset folder in the {self.dataset} layout: "
+            raise ValueError(f"data.root is not set; the {' and '.join(splits)} videos (and the label names, unless "
+                             f"data.class_names gives them) come from a dataset folder in the {self.dataset} layout: "
                              f"{LAYOUTS[self.dataset].expected.format(root='ROOT')}")
-        if split not in self._lists:
-            self._lists[split] = layouts.read(self.dataset, self.root, split, self.fold)
-        return self._lists[split]
+        problems, notes = [], []
+        for split in (split for split in splits if split not in self._lists):
+            try:
+                self._lists[split] = layouts.read(self.dataset, self.root, split, self.fold)
+            except AnnotationError as error:
+                problems += error.problems
+            else:
+                notes += self._lists[split].notes
+        for note in dict.fromkeys(notes):
+            rank_zero_info(note)
+        if problems:
+            raise AnnotationError(problems)
+        return [self._lists[split] for split in splits]
 
     def videos(self, split: str) -> list[tuple[str, Label]]:
         """The (path, label) pairs of a split ("train", "val" or "test")."""
-        return self._list(split).videos
+        return self._read((split,))[0].videos
 
     def setup(self, stage: str) -> None:
         model = self.trainer.lightning_module if self.trainer is not None else None
         if model is not None and getattr(model, "multi_label", self.multi_label) != self.multi_label:
             raise ValueError(f"data.dataset={self.dataset} has {'multi-hot' if self.multi_label else 'single'} labels "
                              f"but model.multi_label={model.multi_label}: set model.multi_label={self.multi_label}")
+        if stage in STAGE_SPLITS:
+            self._read(STAGE_SPLITS[stage])  # every problem of the stage's annotation files, before its first step
         views = dict(clips_per_video=self.test_clips, crops_per_video=self.test_crops)
         clip = dict(num_frames=self.num_frames, sampling_rate=self.sampling_rate, sampling=self.sampling,
                     cache_frames=self.cache_frames)
@@ -279,3 +306,40 @@ class VideoDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")
+
+
+
+def invalid_settings(num_frames: int, sampling_rate: int, crop_size: int, train_min_short_side: int,
+                     train_max_short_side: int, augment: str | None, random_erasing: float, test_clips: int,
+                     test_crops: int, mean: tuple[float, ...], std: tuple[float, ...], batch_size: int,
+                     num_workers: int, max_skip_fraction: float) -> list[str]:
+    """What is wrong with the data settings, naming their config keys: caught here rather than deep in PyTorchVideo
+    (`crop_size must be less than or equal to min_size`) or in the middle of the first epoch."""
+    at_least_one = dict(num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
+                        test_clips=test_clips, batch_size=batch_size)
+    invalid = [f"data.{key}={value} must be at least 1" for key, value in at_least_one.items() if value < 1]
+    if crop_size > train_min_short_side:
+        invalid.append(f"data.crop_size={crop_size} is larger than data.train_min_short_side={train_min_short_side}: "
+                       f"training crops are taken from frames whose short side is scaled to between "
+                       f"data.train_min_short_side and data.train_max_short_side; raise data.train_min_short_side to "
+                       f"at least {crop_size} or lower data.crop_size")
+    if train_min_short_side > train_max_short_side:
+        invalid.append(f"data.train_min_short_side={train_min_short_side} is larger than "
+                       f"data.train_max_short_side={train_max_short_side}: swap them, or set them equal for a fixed "
+                       f"scale")
+    if test_crops not in (1, 3):
+        invalid.append(f"data.test_crops={test_crops}: valid are 1 (centre) and 3 (left, centre, right)")
+    if augment is not None and augment not in AUGMENTS:
+        invalid.append(f"unknown data.augment {augment!r}; valid: {', '.join(AUGMENTS)} (or null)")
+    if len(mean) != 3:
+        invalid.append(f"data.mean={list(mean)} must be 3 numbers, one per colour channel")
+    if len(std) != 3 or min(std) <= 0:
+        invalid.append(f"data.std={list(std)} must be 3 positive numbers, one per colour channel")
+    if num_workers < 0:
+        invalid.append(f"data.num_workers={num_workers} must be 0 (load in the training process) or more")
+    if not 0 <= random_erasing <= 1:
+        invalid.append(f"data.random_erasing={random_erasing} is a probability: between 0 and 1")
+    if max_skip_fraction < 0:  # above 1 is allowed: replacements can be unreadable too, so skips can outnumber samples
+        invalid.append(f"data.max_skip_fraction={max_skip_fraction} must be 0 (stop at the first unreadable video) "
+                       f"or more")
+    return invalid

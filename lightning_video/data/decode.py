@@ -6,7 +6,10 @@ the keyframe before the first needed frame and hand the decoder only what the wa
 that no other frame references (most B-frames) is skipped unless wanted, and the rest of a GOP after its last
 wanted frame is not sent at all (the decoder restarts at the next keyframe, as after a seek). The frames are the
 same, bit for bit, as from decoding everything; only the ones we keep are converted to RGB.
-A folder of frames (how SSv2 is often stored) is read the same way: only the sampled images are decoded.
+Frames come out upright, as a player shows them: phone videos are stored as the sensor saw them, with a display
+matrix (`rotate` in older tools) saying how to turn them, and we turn them (`_upright`).
+A folder of frames (how SSv2 is often stored) is read the same way: only the sampled images are decoded, and turned
+as their EXIF orientation says.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import av
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
-from PIL import Image
+from PIL import Image, ImageOps
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 _converters = threading.local()
@@ -32,6 +35,14 @@ def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
     if not hasattr(_converters, "rgb"):
         _converters.rgb = VideoReformatter()
     return _converters.rgb.reformat(frame, format="rgb24").to_ndarray()
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's RGB pixels turned counterclockwise by its display matrix's angle, as FFmpeg's players do. Angles are
+    taken to the nearest quarter turn (phones write only those); a mirroring in the matrix is not applied."""
+    pixels = _to_rgb(frame)
+    quarter_turns = round(frame.rotation / 90) % 4
+    return np.rot90(pixels, quarter_turns) if quarter_turns else pixels
 
 
 class UnreadableVideo(RuntimeError):
@@ -139,9 +150,9 @@ class VideoReader:
         return ((self._index(frame.pts), frame) for frame in frames if frame.pts is not None)
 
     def read(self, indices: Sequence[int]) -> torch.Tensor:
-        """Frames at `indices` (ascending, repeats allowed) as uint8 `[T, H, W, 3]`."""
+        """Frames at `indices` (ascending, repeats allowed) as uint8 `[T, H, W, 3]`, upright (H and W as displayed)."""
         wanted = set(int(i) for i in indices)
-        found = {index: _to_rgb(frame) for index, frame in self._decoded(wanted) if index in wanted}
+        found = {index: _upright(frame) for index, frame in self._decoded(wanted) if index in wanted}
         _raise_if_missing(self.path, wanted - found.keys(), self.num_frames)
         return torch.from_numpy(np.stack([found[int(i)] for i in indices]))
 
@@ -176,7 +187,7 @@ class FrameFolder:
     def _image(self, index: int) -> torch.Tensor:
         try:
             with Image.open(self._frames[index]) as image:
-                return torch.from_numpy(np.asarray(image.convert("RGB")).copy())
+                return torch.from_numpy(np.asarray(ImageOps.exif_transpose(image).convert("RGB")).copy())
         except OSError as error:  # PIL's UnidentifiedImageError and truncated-file errors are OSErrors
             raise UnreadableVideo(self.path, f"frame {self._frames[index].name}: {error}") from error
 
@@ -204,6 +215,16 @@ class FrameFolder:
 def open_video(path: str | Path) -> VideoReader | FrameFolder:
     """A reader for a video file, or for a folder of frames."""
     return FrameFolder(path) if Path(path).is_dir() else VideoReader(path)
+
+
+def unreadable_reason(path: str | Path) -> str | None:
+    """Why the video at `path` cannot be read in full, or None if it can."""
+    try:
+        with open_video(path) as reader:
+            reader.check()
+    except UnreadableVideo as error:
+        return error.reason
+    return None
 
 
 def _raise_if_missing(path: str, missing: set[int], num_frames: int) -> None:

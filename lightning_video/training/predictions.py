@@ -10,6 +10,7 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
+from lightning_video.data.decode import unreadable_reason
 from lightning_video.training.metrics import VideoPredictions
 from lightning_video.training.runs import run_dir
 
@@ -17,7 +18,8 @@ from lightning_video.training.runs import run_dir
 class PredictionWriter(BasePredictionWriter):
     """Writes `predictions.csv` (columns video, rank, label, score) and `predictions.json` (per video its top-k
     labels and scores). A video's scores are its views' probabilities averaged, as in testing; videos that cannot
-    be read are named in a warning and left out.
+    be read are named in a warning, counted and left out. When none can be read, nothing is written and the command
+    fails: an empty file would pass for a result.
 
     Args:
         output_dir: folder for the two files; None: the run folder, next to its config.
@@ -40,11 +42,14 @@ class PredictionWriter(BasePredictionWriter):
                           batch["clip_index"][valid], batch["aug_index"][valid])
 
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        per_video = self.views.compute()  # a collective: every rank takes part
+        per_video = self.views.compute()  # a collective: every rank takes part, and every rank gets all videos
+        paths = [path for path, _ in trainer.predict_dataloaders.dataset.videos]
+        if not len(per_video.videos):  # on every rank, so that all of them stop
+            raise RuntimeError(f"none of the {len(paths)} videos to predict could be read, so no predictions were "
+                               f"written; the first, {paths[0]}: {unreadable_reason(paths[0])}")
         if not trainer.is_global_zero:
             return
         folder = Path(self.output_dir) if self.output_dir else run_dir(trainer)
-        paths = [path for path, _ in trainer.predict_dataloaders.dataset.videos]
         names = trainer.datamodule.class_names
         top = per_video.probs.cpu().topk(min(self.top_k, per_video.probs.shape[1]), dim=1)
         results = [{"video": paths[video], "labels": [names[label] for label in labels],
@@ -54,7 +59,8 @@ class PredictionWriter(BasePredictionWriter):
         unreadable = sorted(set(paths) - {result["video"] for result in results})
         if unreadable:
             rank_zero_warn(f"{len(unreadable)} videos could not be read and have no prediction: "
-                           f"{', '.join(unreadable[:5])}{' …' if len(unreadable) > 5 else ''}")
+                           f"{', '.join(unreadable[:5])}{' …' if len(unreadable) > 5 else ''} (the first: "
+                           f"{unreadable_reason(unreadable[0])})")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "predictions.json").write_text(json.dumps(results, indent=1))
         with open(folder / "predictions.csv", "w", newline="") as file:
@@ -63,5 +69,5 @@ class PredictionWriter(BasePredictionWriter):
             for result in results:
                 for rank, (label, score) in enumerate(zip(result["labels"], result["scores"]), start=1):
                     writer.writerow([result["video"], rank, label, score])
-        rank_zero_info(f"predictions for {len(results)} videos: {folder / 'predictions.csv'}, "
-                       f"{folder / 'predictions.json'}")
+        rank_zero_info(f"predictions for {len(results)} of {len(paths)} videos ({len(unreadable)} unreadable): "
+                       f"{folder / 'predictions.csv'}, {folder / 'predictions.json'}")

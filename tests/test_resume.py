@@ -4,6 +4,7 @@ and without loader workers, in the run's own folder."""
 from __future__ import annotations
 
 import csv
+import io
 import os
 import signal
 import subprocess
@@ -41,6 +42,27 @@ class KillAt(pl.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class KillDuringSave(pl.Callback):
+    """SIGKILLs its own process halfway through writing the checkpoint of optimizer step `step` to disk."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if trainer.global_step != self.step:
+            return
+        write = torch.save
+
+        def half_then_killed(contents: object, file: io.BufferedWriter) -> None:
+            buffer = io.BytesIO()
+            write(contents, buffer)
+            file.write(buffer.getvalue()[:buffer.tell() // 2])
+            file.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        torch.save = half_then_killed
+
+
 def fit(data: Path, runs: Path, *extra: str) -> subprocess.CompletedProcess:
     """`python -m lightning_video fit` of the tiny run in its own process, as a user runs it."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}
@@ -49,9 +71,9 @@ def fit(data: Path, runs: Path, *extra: str) -> subprocess.CompletedProcess:
                           cwd=runs.parent, env=env, capture_output=True, text=True, timeout=300)
 
 
-def killed_at(data: Path, runs: Path, step: int, *extra: str) -> int:
-    """Run until SIGKILLed at `step`; the step of the `last.ckpt` it leaves."""
-    result = fit(data, runs, *extra, "--trainer.callbacks+=test_resume.KillAt", "--trainer.callbacks.step",
+def killed_at(data: Path, runs: Path, step: int, *extra: str, killer: str = "KillAt") -> int:
+    """Run until SIGKILLed at `step` (by the callback `killer`); the step of the `last.ckpt` it leaves."""
+    result = fit(data, runs, *extra, f"--trainer.callbacks+=test_resume.{killer}", "--trainer.callbacks.step",
                  str(step))
     assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
     return torch.load(last_checkpoint(runs), weights_only=True)["global_step"]
@@ -116,3 +138,18 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(workers: int
     steps = [int(row["step"]) for row in csv.DictReader(open(runs / "lightning_logs/version_0/metrics.csv"))
              if row["train/loss"]]
     assert steps == list(range(STEPS_PER_EPOCH * EPOCHS))  # each step logged once, none lost
+
+
+def test_a_run_killed_while_saving_resumes_from_the_checkpoint_before(motion_root: Path, uninterrupted: Path,
+                                                                       tmp_path: Path):
+    """Killed halfway through writing `last.ckpt` at step 6: the step-4 file is still whole and the run resumes
+    from it to the uninterrupted weights; no partial file is left under a checkpoint's name."""
+    runs = tmp_path / "runs"
+    every_2_steps = ["--last_checkpoint.every_n_train_steps", "2"]
+    assert killed_at(motion_root, runs, 6, *every_2_steps, killer="KillDuringSave") == 4
+    assert sorted(path.name for path in last_checkpoint(runs).parent.glob("*.ckpt")) == ["epoch=0-step=4.ckpt",
+                                                                                          "last.ckpt"]
+    result = fit(motion_root, runs, *every_2_steps, "--ckpt_path", "last")
+    assert result.returncode == 0, result.stderr[-3000:]
+    final, reference = weights(last_checkpoint(runs)), weights(last_checkpoint(uninterrupted))
+    assert max((final[name] - reference[name]).abs().max().item() for name in reference) == 0

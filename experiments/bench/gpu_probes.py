@@ -18,14 +18,13 @@ import importlib.metadata
 import json
 import os
 import platform
-import statistics
-import time
 import warnings
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from experiments.bench.timing import median_seconds
 
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "transformers", "av", "pytorchvideo",
             "fvcore", "iopath", "jsonargparse", "numpy", "pillow", "nvidia-ml-py")
@@ -36,22 +35,6 @@ BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIE
 
 def result(**figures: object) -> None:
     print("RESULT " + json.dumps(figures), flush=True)
-
-
-def timed(work: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median seconds of `work` over `repeats` calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        work()
-    seconds = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        work()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
 
 
 def env(args: argparse.Namespace) -> None:
@@ -76,7 +59,7 @@ def matmul(args: argparse.Namespace) -> None:
     for name, dtype, tf32 in kinds:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         a, b = (torch.randn(args.side, args.side, device=device, dtype=dtype) for _ in range(2))
-        seconds = timed(lambda: a @ b, device, warmup=3, repeats=args.repeats)
+        seconds = median_seconds(lambda: a @ b, device, warmup=3, repeats=args.repeats)
         result(dtype=name, side=args.side, tflops=2 * args.side**3 / seconds / 1e12)
     torch.backends.cuda.matmul.allow_tf32 = False
 
@@ -150,7 +133,7 @@ def sdpa(args: argparse.Namespace) -> None:
                 with warnings.catch_warnings(record=True) as reasons, sdpa_kernel(backend):
                     warnings.simplefilter("always")
                     try:
-                        backends[name] = 1e3 * timed(lambda: forward_backward(q, k, v), device, 2, args.repeats)
+                        backends[name] = 1e3 * median_seconds(lambda: forward_backward(q, k, v), device, 2, args.repeats)
                     except RuntimeError:  # SDPA warns why it skipped the backend, then raises
                         why = [str(reason.message).strip().splitlines()[0] for reason in reasons]
                         backends[name] = "no: " + ("; ".join(why)[:300] or "no such kernel on this device")
@@ -175,9 +158,9 @@ def compiled(args: argparse.Namespace) -> None:
         for mode, forward in (("eager", model), (f"compiled ({args.backend})", torch.compile(model,
                                                                                              backend=args.backend))):
             contender = Contender(mode, model, video, forward, torch.bfloat16)
-            first = timed(contender.train_step, device, warmup=0, repeats=1)
+            first = median_seconds(contender.train_step, device, warmup=0, repeats=1)
             result(attention=attention, mode=mode, first_call_s=first)
-            step = timed(contender.train_step, device, warmup=2, repeats=args.repeats)
+            step = median_seconds(contender.train_step, device, warmup=2, repeats=args.repeats)
             result(attention=attention, mode=mode, first_call_s=first, train_step_s=step,
                    clips_per_s=args.batch / step, train_tflops=tflop_per_step / step)
 

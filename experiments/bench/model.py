@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.bench.memory import PeakMemory
+from experiments.bench.timing import seconds
 from lightning_video.flops import count
 from lightning_video.models import ATTENTIONS, PRESETS, create_model
 from lightning_video.models.hf_export import HF_ATTENTION, to_hf
@@ -169,32 +170,21 @@ def interleave(contenders: list[Contender], mode: str, warmup: int, repeats: int
     work = Contender.infer if mode == "inference" else Contender.train_step
     for repeat in range(warmup + repeats):
         for contender in contenders[::-1] if repeat % 2 else contenders:
-            seconds = timed(lambda: work(contender), device)
-            contender.first_call.setdefault(mode, seconds)
+            took = seconds(lambda: work(contender), device)
+            contender.first_call.setdefault(mode, took)
             if repeat >= warmup:
-                contender.times[mode].append(seconds)
+                contender.times[mode].append(took)
     for contender in contenders:
         with PeakMemory(device) as peak:
             work(contender)
         contender.peak_mib[mode] = peak.mib
 
 
-def timed(work: Callable[[], None], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    work()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
 def matmul_rate(device: torch.device, dtype: torch.dtype) -> float:
     """GFLOP/s (multiply-adds) of a square matrix product: the most the device does in the models' main op."""
     side = MATMUL_SIDE[device.type]
     a, b = (torch.randn(side, side, device=device, dtype=dtype) for _ in range(2))
-    seconds = statistics.median(timed(lambda: a @ b, device) for _ in range(6))
-    return side**3 / seconds / 1e9
+    return side**3 / statistics.median(seconds(lambda: a @ b, device) for _ in range(6)) / 1e9
 
 
 def table_rows(attention: str, contenders: list[Contender], gflops_per_batch: float, rate: float) -> list[str]:

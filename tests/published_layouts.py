@@ -57,6 +57,23 @@ def write_frame_folder(folder: Path, frames: int = FRAMES) -> Path:
     return folder
 
 
+CSV_CLASSES = ("opening a door", "closing a door")
+
+
+def csv_layout(root: Path) -> Path:
+    """This project's csv layout: `<split>.csv` with `relative/path.mp4 label` lines and `classes.txt`; per class two
+    training videos and one each for val and test."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("".join(f"{name}\n" for name in CSV_CLASSES))
+    for split, count in (("train", 2), ("val", 1), ("test", 1)):
+        videos = [(f"videos/{split}_{label}_{index}.mp4", label) for label in range(len(CSV_CLASSES))
+                  for index in range(count)]
+        (root / f"{split}.csv").write_text("".join(f"{path} {label}\n" for path, label in videos))
+        for path, _ in videos:
+            write_video(root / path)
+    return root
+
+
 KINETICS_CLASSES = ("abseiling", "air drumming")
 
 

@@ -9,13 +9,12 @@ it; finished rows are kept and skipped when the command is run again.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
-from experiments.tables import provenance
+from experiments.tables import provenance, results_index
 from experiments.tables.runner import run_table
 from experiments.tables.table import Row, Scale, Table
 
@@ -53,16 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", help=f"{', '.join(available())}, or the path of a table's YAML file")
     parser.add_argument("--scale", required=True, help="synthetic, paper, or another scale the table names")
     parser.add_argument("--out", type=Path, help="output folder (default: ablations/NAME_SCALE)")
-    parser.add_argument("--index", type=Path, help="also record each finished run in this results index (the "
-                        "repository's: docs/results/index; then `python -m experiments.tables render`)")
+    results_index.add_argument(parser)
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run each row with (default: the table's)")
     parser.add_argument("--weights", nargs="+", default=[], metavar="NAME=PATH", type=weight,
                         help="weights a table's rows name as ${NAME}, e.g. IN21K=vit_b16_in21k.npz (pretraining)")
     parser.add_argument("--jobs", type=int, help="rows to run at once, each on its share of the CPU cores "
                         "(default: the scale's; small CPU rows finish sooner side by side than one after another)")
     args, overrides = parser.parse_known_args(argv)
-    command = provenance.command_line(["-m", "experiments.tables", "ablate",
-                                       *(sys.argv[1:] if argv is None else argv)])
     try:
         table = load(args.name)
         table.scale(args.scale)  # checked before any run starts
@@ -73,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path("ablations") / f"{Path(args.name).stem}_{args.scale}"
     out.mkdir(parents=True, exist_ok=True)
     written = run_table(table, args.scale, args.seeds, overrides, out, dict(args.weights), args.jobs, args.index,
-                        command)
+                        provenance.tables_command("ablate", argv))
     print("\n".join(["", *(str(path) for path in written)]))
 
 

@@ -50,3 +50,8 @@ def utc_now() -> str:
 def command_line(argv: list[str] | None = None) -> str:
     """The command being run (a script's path as Python saw it), when its caller did not say."""
     return shlex.join(["python", *(sys.argv if argv is None else argv)])
+
+
+def tables_command(name: str, argv: list[str] | None) -> str:
+    """`python -m experiments.tables NAME ...` with the arguments given (`argv`, or the command line's)."""
+    return command_line(["-m", "experiments.tables", name, *(sys.argv[1:] if argv is None else argv)])

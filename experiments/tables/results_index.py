@@ -13,6 +13,7 @@ its `columns` (key, label, number format) and `rows` of values, rendered as they
 """
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 from pathlib import Path
@@ -26,6 +27,12 @@ INDEX_DIR = REPOSITORY / "docs" / "results" / "index"
 RUN_METRICS = ("top1", "top5")
 REQUIRED = {"runs": ("table", "scale", "title", "rows"), "measurements": ("table", "title", "columns", "rows")}
 _LOCK = threading.Lock()  # the rows of one table finish on several threads (`jobs`)
+
+
+def add_argument(parser: argparse.ArgumentParser) -> None:
+    """`--index DIR`, as `ablate` and `sweep` take it."""
+    parser.add_argument("--index", type=Path, help="also record each finished run in this results index (the "
+                        "repository's: docs/results/index; then `python -m experiments.tables render`)")
 
 
 def index_path(index_dir: Path, table: str, scale: str) -> Path:

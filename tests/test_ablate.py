@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -40,9 +41,9 @@ def two_row_table(tmp_path: Path) -> Path:
 
 def test_table_runs_every_row_writes_its_files_and_skips_finished_rows(two_row_table: Path, motion_root: Path,
                                                                        tmp_path: Path, capsys: pytest.CaptureFixture):
-    out = tmp_path / "out"
-    arguments = [str(two_row_table), "--scale", "synthetic", "--out", str(out), "--jobs", "2", *TINY, *NO_GENERATION,
-                 "--data.root", str(motion_root)]  # the rows run side by side
+    out, index = tmp_path / "out", tmp_path / "index"
+    arguments = [str(two_row_table), "--scale", "synthetic", "--out", str(out), "--jobs", "2", "--index", str(index),
+                 *TINY, *NO_GENERATION, "--data.root", str(motion_root)]  # the rows run side by side
     ablate(arguments)
     with (out / "table.csv").open() as file:
         lines = list(csv.DictReader(file))
@@ -60,6 +61,21 @@ def test_table_runs_every_row_writes_its_files_and_skips_finished_rows(two_row_t
     assert (out / "top1_vs_gflops.png").stat().st_size > 0
     saved = json.loads((out / "rows" / "divided-seed0.json").read_text())
     assert saved["top1"] == pytest.approx(float(divided["top1"]))
+    entry = json.loads((index / "two_synthetic.json").read_text())  # the results index, as `--index` asked
+    assert entry == json.loads((out / "two_synthetic.json").read_text())  # and the table's own
+    assert (entry["title"], entry["config"]) == ("Two schemes", "experiments/configs/synthetic_motion.yaml")
+    assert entry["command"].startswith(f"python -m experiments.tables ablate {two_row_table} --scale synthetic")
+    for row, line in zip(entry["rows"], lines):
+        assert row["set"] == {"model.backbone.init_args.attention": row["setting"]}
+        assert row["params_M"] == pytest.approx(float(line["params_M"]))
+        assert row["gflops_per_view"] == pytest.approx(float(line["gflops_per_view"]))
+        (run,) = row["runs"]
+        assert run["seed"] == 0 and run["metrics"]["top1"] == pytest.approx(float(line["top1"]))
+        assert run["wall_s"] > 0 and run["log_dir"] == line["log_dirs"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", run["date"])
+        assert run["hardware"].endswith(" cores") or "×" in run["hardware"]  # the CPU's model and cores, or the GPUs
+        assert "commit" in run and run["command"] == entry["command"]
+        assert run["fit_command"].startswith("python -m lightning_video fit --config ")
 
     capsys.readouterr()
     ablate(arguments)  # nothing left to run: both rows are read back

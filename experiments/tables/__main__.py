@@ -1,13 +1,14 @@
-"""`python -m experiments.tables ablate|sweep ...`: the command first, then its own arguments (see its `--help`)."""
+"""`python -m experiments.tables ablate|sweep|render ...`: the command first, then its own arguments (see its
+`--help`)."""
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
 from experiments import tables
-from experiments.tables import ablate, sweep
+from experiments.tables import ablate, render, sweep
 
-COMMANDS = {"ablate": ablate, "sweep": sweep}
+COMMANDS = {"ablate": ablate, "sweep": sweep, "render": render}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

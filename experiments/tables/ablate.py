@@ -2,8 +2,9 @@
 paper ablation table, end to end. Tables are defined in `experiments/ablations/NAME.yaml`.
 
 Every row is a `lightning_video fit --test_after_fit true` run of the scale's config with the row's keys, and then
-your overrides (e.g. `--data.root /data/k400 --trainer.devices 8`). Writes `OUT/table.md`, `OUT/table.csv` and
-`OUT/*.png`; finished rows are kept and skipped when the command is run again.
+your overrides (e.g. `--data.root /data/k400 --trainer.devices 8`). Writes the table's results index file
+(`OUT/NAME_SCALE.json`, and into `--index DIR` too), then `OUT/table.md`, `OUT/table.csv` and `OUT/*.png` rendered from
+it; finished rows are kept and skipped when the command is run again.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from experiments.tables import provenance, results_index
 from experiments.tables.runner import run_table
 from experiments.tables.table import Row, Scale, Table
 
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", help=f"{', '.join(available())}, or the path of a table's YAML file")
     parser.add_argument("--scale", required=True, help="synthetic, paper, or another scale the table names")
     parser.add_argument("--out", type=Path, help="output folder (default: ablations/NAME_SCALE)")
+    results_index.add_argument(parser)
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run each row with (default: the table's)")
     parser.add_argument("--weights", nargs="+", default=[], metavar="NAME=PATH", type=weight,
                         help="weights a table's rows name as ${NAME}, e.g. IN21K=vit_b16_in21k.npz (pretraining)")
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--jobs {args.jobs}: give the number of rows to run at once, 1 or more")
     out = args.out or Path("ablations") / f"{Path(args.name).stem}_{args.scale}"
     out.mkdir(parents=True, exist_ok=True)
-    written = run_table(table, args.scale, args.seeds, overrides, out, dict(args.weights), args.jobs)
+    written = run_table(table, args.scale, args.seeds, overrides, out, dict(args.weights), args.jobs, args.index,
+                        provenance.tables_command("ablate", argv))
     print("\n".join(["", *(str(path) for path in written)]))
 
 

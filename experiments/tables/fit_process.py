@@ -11,12 +11,14 @@ import csv
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from experiments.tables.provenance import git_commit, hardware, utc_now
 from experiments.tables.table import Row
 
 METRICS = {"params_M": "model/params_M", "gflops_per_view": "model/gflops_per_view", "top1": "test/video_top1",
@@ -33,6 +35,11 @@ class RowResult:
     top5: float
     wall_s: float
     log_dir: str
+    # Provenance for the results index; empty in rows written before it was recorded.
+    fit_command: str = ""
+    date: str = ""
+    hardware: str = ""
+    commit: str | None = None
 
 
 def run_name(setting: str, seed: int) -> str:
@@ -75,10 +82,10 @@ def run_row(config: str, row: Row, seed: int, overrides: list[str], out: Path, t
     log_dir = out / "runs" / run_name(row.setting, seed)
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    fit = command(config, row, seed, overrides, log_dir)
     with (log_dir / "fit.log").open("w") as log:
         environment = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
-        returncode = subprocess.run(command(config, row, seed, overrides, log_dir), stdout=log,
-                                    stderr=subprocess.STDOUT, env=environment).returncode
+        returncode = subprocess.run(fit, stdout=log, stderr=subprocess.STDOUT, env=environment).returncode
     wall = time.perf_counter() - started
     if returncode:
         tail = "".join((log_dir / "fit.log").read_text().splitlines(keepends=True)[-15:])
@@ -89,7 +96,8 @@ def run_row(config: str, row: Row, seed: int, overrides: list[str], out: Path, t
     if missing:
         raise RuntimeError(f"row {row.setting!r} (seed {seed}) logged no {', '.join(missing)} in "
                            f"{log_dir / 'metrics.csv'}: was the CSV logger replaced, or testing skipped?")
-    result = RowResult(row.setting, seed, *(values[name] for name in METRICS.values()), wall, str(log_dir))
+    result = RowResult(row.setting, seed, *(values[name] for name in METRICS.values()), wall, str(log_dir),
+                       shlex.join(["python", *fit[1:]]), utc_now(), hardware(), git_commit())
     path = result_path(out, row.setting, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(result), indent=2) + "\n")

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from experiments.tables import provenance, results_index
 from experiments.tables.runner import run_table
 from experiments.tables.table import Row, Scale, Table
 
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep", type=Path, help="a wandb sweep file, e.g. experiments/sweeps/lr.yaml")
     parser.add_argument("--grid", action="store_true", help="run every point of the grid (without it: list them)")
     parser.add_argument("--out", type=Path, help="output folder (default: sweeps/NAME)")
+    results_index.add_argument(parser)
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run each point with (default: 0)")
     args, overrides = parser.parse_known_args(argv)
     try:
@@ -111,5 +113,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     out = args.out or Path("sweeps") / table.name
     out.mkdir(parents=True, exist_ok=True)
-    written = run_table(table, scale_name, args.seeds, overrides, out)
+    written = run_table(table, scale_name, args.seeds, overrides, out, index_dir=args.index,
+                        command=provenance.tables_command("sweep", argv))
     print("\n".join(["", *(str(path) for path in written)]))

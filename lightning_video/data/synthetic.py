@@ -5,8 +5,7 @@
   object's position is uniform in every frame whatever the class, and colour, shape, size and speed are random: no
   single frame says anything about the label. Nor do the frames as an unordered set: `left` is `right` played
   backwards, so only the order tells them apart and space-only attention (which averages frames) is at chance.
-  (An earlier 8-direction task leaked the axis of motion through the unordered frames: space-only reached 0.24,
-  twice chance.)
+  (An earlier 8-direction task leaked the axis of motion through the unordered frames, so space-only beat chance.)
 - `appearance` (like Kinetics): the label is the object's shape and colour family, visible in any frame;
   the motion is random.
 - `location` (an image task, the stand-in for ImageNet in front of `motion`): the label is which cell of a 4 × 4
@@ -88,7 +87,7 @@ def _moving_object(rng: np.random.Generator, size: int, frames: int, shape: str,
 def _velocity(rng: np.random.Generator, angle: float, size: int) -> np.ndarray:
     """(rows, columns) pixels per frame along `angle` (0 is rightwards). The speed, 1–1.6 px at 32 px, keeps an
     8-frame clip from wrapping around the frame most of the time, which would hide the direction from attention that
-    compares positions (at twice this speed joint and xvit stayed at chance)."""
+    compares positions."""
     return np.array([np.sin(angle), np.cos(angle)]) * rng.uniform(0.03, 0.05) * size
 
 

@@ -148,7 +148,7 @@ class Block(nn.Module):
         """`fc(drop_path(attn.output(heads)))`. With no dropout between them, `attn.proj` and `fc` act as one Linear,
         `fc.weight @ attn.proj.weight` (stochastic depth scales whole rows, so it passes `fc.weight`; `fc.bias` stays
         outside it): one token-sized matrix product instead of two forward and two instead of four backward, for
-        the same function and gradients; a divided ViT-B/16 training step takes ~4% less time on CPU. The weight
+        the same function and gradients. The weight
         product costs as much as the products it saves for as many tokens as channels, so fewer tokens stay separate,
         as everything does while `merge_output_linears` is False (`VideoTransformer.as_written`)."""
         worth_it = heads.numel() > heads.shape[-1] ** 2  # tokens > channels

@@ -77,13 +77,12 @@ class VideoTransformer(nn.Module):
         in_chans: input channels.
         time_embed_init: "zeros" (official: a fresh video model computes what its image model does, right when
             starting from image weights) or "sincos" (sinusoidal codes, learned from there). From scratch the
-            model cannot tell frame order until `time_embed` has learned one, which a zero start makes slow:
-            on the synthetic `motion` task a small divided model reached 0.41 top-1 after 1000 steps from
-            zeros and 0.91 from sincos.
+            model cannot tell frame order until `time_embed` has learned one, which a zero start makes slow
+            (docs/results/tables.md, the main job).
         pos_embed_init: "trunc_normal" (official, std 0.02) or "sincos" (2-D sinusoidal codes of the patch's row and
             column, learned from there; the cls token's entry stays trunc_normal). A from-scratch model at the
-            synthetic sizes hardly uses positions that start at std 0.02: a space-only model asked which of 4 × 4
-            cells holds an object stayed at chance (0.06) after 1000 steps, and reached 0.94 from sincos.
+            synthetic sizes hardly uses positions that start at std 0.02, and learns them from sincos
+            (docs/results/tables.md, the attention table).
         checkpoint_blocks: recompute each block in the backward pass to save activation memory.
         attention_options: the options of a scheme given by name (e.g. X-ViT's `mix`, `shift_div`; see the scheme
             class's arguments).
@@ -92,7 +91,7 @@ class VideoTransformer(nn.Module):
         attention: the scheme's registered name (its class name if it has none).
         scheme: the attention scheme.
         cls_only_last_block: the last block computes only the cls token(s), the only tokens the readout reads
-            (its other tokens would cost a step ~5% more time for the same logits); `as_written` turns it off.
+            (its other tokens would cost time and change no logit); `as_written` turns it off.
     """
 
     def __init__(self, attention: Scheme | str = "divided", num_classes: int = 400, img_size: int = 224,

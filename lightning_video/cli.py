@@ -2,11 +2,11 @@
 
 The data decides the model's input and output sizes: `data.num_frames`, `data.crop_size` and the dataset's
 class count are linked into the backbone, so each is set once, and the data's clip settings
-(`VideoDataModule.clip_settings`) into the model, which saves them in its checkpoints. Beyond its config's own, every run gets a CSV logger
-(`trainer.logger`, in `runs/`), the best checkpoints (`checkpoint.*`) and `last.ckpt`, the latest training state, saved
-every epoch and every 30 minutes of training (`last_checkpoint.*`), the recipe's global batch
-(`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), a progress display fit for a terminal or a
-batch job, and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
+(`VideoDataModule.clip_settings`) into the model, which saves them in its checkpoints. Beyond its config's own,
+every run gets a CSV logger (`trainer.logger`, in `runs/`), the best checkpoints (`checkpoint.*`) and `last.ckpt`,
+the latest training state, saved every epoch and every 30 minutes of training (`last_checkpoint.*`), the recipe's
+global batch (`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), a progress display fit for a
+terminal or a batch job, and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
 
 `fit --test_after_fit true` tests the best checkpoint when training ends and prints the video-level top-1 and where
 the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and
@@ -27,9 +27,9 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from jsonargparse import Namespace
 from pytorch_lightning import Callback, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
-from jsonargparse import Namespace
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
@@ -116,8 +116,9 @@ class VideoCLI(LightningCLI):
         data = saved.clip_settings.data_arguments()
         if own_labels:
             del data["class_names"]
-        from_checkpoint = self.parser.parse_object({subcommand: {"model": saved.model, "data": data}}, self.config)
-        # the arguments again, over the checkpoint's settings rather than the defaults: each one given wins
+        # the arguments parsed again over the checkpoint's settings rather than the defaults: each one given wins
+        from_checkpoint = self.parser.parse_object({"subcommand": subcommand,
+                                                    subcommand: {"model": saved.model, "data": data}}, defaults=False)
         if isinstance(self._args, (dict, Namespace)):
             self.config = self.parser.parse_object(self._args, from_checkpoint)
         else:

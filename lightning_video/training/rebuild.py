@@ -63,7 +63,6 @@ def saved_run(checkpoint: dict, path: str | Path) -> SavedRun:
     config = yaml.safe_load(checkpoint[CONFIG_KEY])
     model = config["model"]
     model["pretrained"] = None
-    model.pop("clip_settings", None)
     if CLIP_SETTINGS_KEY in checkpoint:
         return SavedRun(model, ClipSettings.from_dict(checkpoint[CLIP_SETTINGS_KEY]))
     return SavedRun(model, _clip_settings_of_config(config["data"], checkpoint, path))

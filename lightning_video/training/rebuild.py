@@ -79,7 +79,7 @@ def _clip_settings_of_config(data: dict, checkpoint: dict, path: str | Path) -> 
     return VideoDataModule(**{**arguments, "class_names": class_names}).clip_settings
 
 
-def model_config(saved: SavedRun) -> dict:
+def _model_config(saved: SavedRun) -> dict:
     """`saved.model` with what the CLI links from the data into the model: its clip settings and sizes."""
     clips = saved.clip_settings
     model = copy.deepcopy(saved.model)
@@ -95,14 +95,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     names; the file is checked against its digest first.
 
     Raises:
-        ValueError: the checkpoint holds no run config, or its config no longer builds (naming the key).
+        ValueError: the checkpoint holds no run config.
+        jsonargparse.ArgumentError: its config no longer parses (an option since renamed), naming the key.
         models.checkpoint_file.CheckpointError: the file is damaged or no checkpoint.
     """
     checkpoint = read_checkpoint(path)
     saved = saved_run(checkpoint, path)
     parser = LightningArgumentParser(exit_on_error=False)
     parser.add_lightning_class_args(model_class, "model", subclass_mode=False)
-    config = parser.parse_object({"model": model_config(saved)})
+    config = parser.parse_object({"model": _model_config(saved)})
     model = parser.instantiate_classes(config).model
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"], strict=strict)

@@ -1,15 +1,17 @@
 """Command line: `python -m lightning_video fit|validate|test|predict --config FILE` (LightningCLI).
 
 The data decides the model's input and output sizes: `data.num_frames`, `data.crop_size` and the dataset's
-class count are linked into the backbone, so each is set once. Beyond its config's own, every run gets a CSV logger
-(`trainer.logger`, in `runs/`), the best checkpoints (`checkpoint.*`) and `last.ckpt`, the latest training state, saved
-every epoch and every 30 minutes of training (`last_checkpoint.*`), the recipe's global batch
-(`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), a progress display fit for a terminal or a
-batch job, and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
+class count are linked into the backbone, so each is set once, and the data's clip settings
+(`VideoDataModule.clip_settings`) into the model, which saves them in its checkpoints. Beyond its config's own,
+every run gets a CSV logger (`trainer.logger`, in `runs/`), the best checkpoints (`checkpoint.*`) and `last.ckpt`,
+the latest training state, saved every epoch and every 30 minutes of training (`last_checkpoint.*`), the recipe's
+global batch (`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), a progress display fit for a
+terminal or a batch job, and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
 
 `fit --test_after_fit true` tests the best checkpoint when training ends and prints the video-level top-1 and where
 the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and
-`predict --ckpt_path CKPT` rebuild the model and its clip settings from the checkpoint alone;
+`predict --ckpt_path CKPT` rebuild the model and its clip settings from the checkpoint alone (`rebuild.saved_run`),
+but an option given on the command line or in a `--config` file wins;
 `predict --data.path VIDEO_OR_FOLDER` writes each video's top-5 labels (`predictions.PredictionWriter`).
 
 Every checkpoint is written whole or not at all and carries a digest checked whenever it is read
@@ -25,10 +27,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
+from jsonargparse import Namespace
 from pytorch_lightning import Callback, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
@@ -40,12 +42,11 @@ from lightning_video.training.module import VideoClassifier
 from lightning_video.training.monitoring import ComputeMonitor
 from lightning_video.training.predictions import PredictionWriter
 from lightning_video.training.progress import progress_bar
+from lightning_video.training.rebuild import saved_run
 from lightning_video.training.runs import CONFIG_KEY, RunFiles, continue_metrics, read_checkpoint, resume_last_run, \
     run_dir, wandb_offline_unless_logged_in
 
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
-# The data settings a checkpoint's predictions depend on: clip sampling, views and normalisation.
-CHECKPOINTED_DATA = ("num_frames", "sampling_rate", "crop_size", "test_clips", "test_crops", "mean", "std")
 
 
 # jsonargparse refuses an unknown option of a class given by class_path without saying which it accepts.
@@ -66,11 +67,13 @@ def _with_accepted_options(refused: re.Match) -> str:
 class VideoCLI(LightningCLI):
     # `--ckpt_path` of validate/test/predict and its label names, to check against the data's once it is built.
     _checkpoint_classes: tuple[str, list[str]] | None = None
+    _args: ArgsType = None  # as given, to be parsed again over a checkpoint's settings
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_frames", "model.backbone.init_args.num_frames")
         parser.link_arguments("data.crop_size", "model.backbone.init_args.img_size")
         parser.link_arguments("data.num_classes", "model.backbone.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.clip_settings", "model.clip_settings", apply_on="instantiate")
         parser.set_defaults({"trainer.logger": DEFAULT_LOGGER})
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
@@ -88,30 +91,38 @@ class VideoCLI(LightningCLI):
             parser.add_lightning_class_args(PredictionWriter, "predictions")
         return parser
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        self._args = args
+        super().parse_arguments(parser, args)
+
     def _parse_ckpt_path(self) -> None:
-        """`validate`, `test` and `predict --ckpt_path` take from the checkpoint the model config, the data's clip and
-        view settings that the command line leaves at their defaults, and the label names, so they need no config
-        file. (Lightning's own version restores only the model, but the model's input size is linked from the data
-        settings, so both must come back in one parse.) `fit` resumes with the config it is given."""
+        """`validate`, `test` and `predict --ckpt_path` take from the checkpoint the model config, the clip settings
+        and the label names, so they need no config file; what the command line or a `--config` file gives wins,
+        also where it equals the default. (Lightning's own version restores only the model, but the model's input
+        size is linked from the data settings, so both must come back in one parse.) `fit` resumes with the config
+        it is given."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand not in (None, "fit") else None
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
         checkpoint = read_checkpoint(ckpt_path)
         class_names = checkpoint.get(VideoDataModule.__qualname__, {}).get("class_names")
-        current, defaults = self.config[subcommand].data, self._parser(subcommand).get_defaults().data
-        if class_names is not None and _has_own_labels(current):
+        own_labels = _has_own_labels(self.config[subcommand].data)
+        if class_names is not None and own_labels:
             self._checkpoint_classes = (ckpt_path, class_names)
         if CONFIG_KEY not in checkpoint:  # not written by this CLI: the config must come from the command line
             return
-        saved = yaml.safe_load(checkpoint[CONFIG_KEY])
-        model = saved["model"]
-        if "pretrained" in model:
-            model["pretrained"] = None  # the checkpoint's weights replace them
-        data = {key: saved["data"][key] for key in CHECKPOINTED_DATA if current.get(key) == defaults.get(key)}
-        if class_names is not None and not _has_own_labels(current):
-            data["class_names"] = class_names
-        self.config = self.parser.parse_object({subcommand: {"model": model, "data": data}}, self.config)
+        saved = saved_run(checkpoint, ckpt_path)
+        data = saved.clip_settings.data_arguments()
+        if own_labels:
+            del data["class_names"]
+        # the arguments parsed again over the checkpoint's settings rather than the defaults: each one given wins
+        from_checkpoint = self.parser.parse_object({"subcommand": subcommand,
+                                                    subcommand: {"model": saved.model, "data": data}}, defaults=False)
+        if isinstance(self._args, (dict, Namespace)):
+            self.config = self.parser.parse_object(self._args, from_checkpoint)
+        else:
+            self.config = self.parser.parse_args(self._args, namespace=from_checkpoint)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from lightning_video.data import layouts, synthetic
 from lightning_video.data.annotations import AnnotationError
+from lightning_video.data.clip_settings import ClipSettings
 from lightning_video.data.dataset import VideoClipDataset
 from lightning_video.data.layouts import LAYOUTS, VIDEO_SUFFIXES, Label, VideoList
 from lightning_video.data.sampler import TrainingSampler, trained_position
@@ -140,6 +141,8 @@ class VideoDataModule(pl.LightningDataModule):
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
         self.crop_size = crop_size
+        self.mean = tuple(mean)
+        self.std = tuple(std)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.cache_frames = cache_frames
@@ -172,6 +175,15 @@ class VideoDataModule(pl.LightningDataModule):
     def multi_label(self) -> bool:
         """Whether labels are multi-hot (Charades): the model must be built with `multi_label` too."""
         return LAYOUTS[self.dataset].multi_label
+
+    @property
+    def clip_settings(self) -> ClipSettings:
+        """How this data makes clips and what its labels are: what a model trained on it needs to predict (the CLI
+        links it into the model, which saves it in its checkpoints)."""
+        return ClipSettings(num_frames=self.num_frames, sampling_rate=self.sampling_rate, sampling=self.sampling,
+                            crop_size=self.crop_size, mean=self.mean, std=self.std, test_clips=self.test_clips,
+                            test_crops=self.test_crops, class_names=list(self.class_names),
+                            multi_label=self.multi_label)
 
     def prepare_data(self) -> None:
         """Generate the synthetic task (once, on one process) if it is configured and not on disk yet."""
@@ -226,7 +238,12 @@ class VideoDataModule(pl.LightningDataModule):
         return [self._lists[split] for split in splits]
 
     def videos(self, split: str) -> list[tuple[str, Label]]:
-        """The (path, label) pairs of a split ("train", "val" or "test")."""
+        """The (path, label) pairs of a split ("train", "val" or "test"), or of the videos at `path` ("predict",
+        label -1), in the order of the `video_index` of their batches."""
+        if split in self.datasets:
+            return self.datasets[split].videos
+        if split == "predict":
+            return self._videos_to_predict()
         return self._read((split,))[0].videos
 
     def setup(self, stage: str) -> None:

@@ -1,6 +1,8 @@
 """VideoClassifier: training, clip-level validation, video-level testing and prediction of a video transformer."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -8,6 +10,7 @@ from jsonargparse import lazy_instance
 from lightning_utilities.core.rank_zero import rank_zero_info, rank_zero_warn
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
+from lightning_video.data.clip_settings import ClipSettings
 from lightning_video.training.losses import Mixing, classification_loss
 from lightning_video.training.metrics import VideoPredictions, classification_metrics
 from lightning_video.models import VideoTransformer, load_pretrained
@@ -15,6 +18,7 @@ from lightning_video.seeding import derived_seed, run_seed, seed_all
 from lightning_video.training.optim import parameter_groups
 
 SEED_KEY = "training_seed"
+CLIP_SETTINGS_KEY = "clip_settings"
 
 
 class VideoClassifier(pl.LightningModule):
@@ -38,15 +42,21 @@ class VideoClassifier(pl.LightningModule):
         no_weight_decay: exempt norms, biases and the token and position embeddings from weight decay (`optim`).
         compile: `torch.compile` the backbone in place (its checkpoint names stay as they are). The first training
             and the first evaluation step each compile first: ~15 s for a tiny model on CPU, minutes at ViT-B.
+        clip_settings: the clips the model takes and its class names (the CLI links them from the data); saved in
+            every checkpoint, so that `load_from_checkpoint` gives a model that knows how to be fed.
     """
 
     def __init__(self, backbone: VideoTransformer = lazy_instance(VideoTransformer),
                  optimizer: OptimizerCallable = torch.optim.AdamW,
                  lr_scheduler: LRSchedulerCallable | None = None, label_smoothing: float = 0.0,
                  pretrained: str | None = None, multi_label: bool = False, mixing: Mixing = Mixing(),
-                 no_weight_decay: bool = True, compile: bool = False) -> None:
+                 no_weight_decay: bool = True, compile: bool = False,
+                 clip_settings: ClipSettings | None = None) -> None:
         super().__init__()
+        if clip_settings is not None:
+            _check_backbone_takes(backbone, clip_settings)
         self.backbone = backbone
+        self.clip_settings = clip_settings
         if pretrained:
             rank_zero_info(load_pretrained(backbone, pretrained).summary())
         if compile:
@@ -63,6 +73,16 @@ class VideoClassifier(pl.LightningModule):
         self.test_metrics = classification_metrics(self.num_classes, multi_label).clone(prefix="test/video_")
         self.test_videos = VideoPredictions()
         self._training_seed: int | None = None  # the run's seed, once a checkpoint gave it
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: str | torch.device = "cpu",
+                             strict: bool = True) -> VideoClassifier:
+        """The model a checkpoint of `python -m lightning_video fit` holds, with its scheme, sizes, clip settings and
+        class names, in eval mode (`lightning_video.load_checkpoint`, which also returns the clip settings). The
+        file is checked against its digest; Lightning's own version would rebuild the default model."""
+        from lightning_video.training.rebuild import load_checkpoint  # it builds this class
+
+        return load_checkpoint(checkpoint_path, map_location, strict, model_class=cls).model
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.backbone(video)
@@ -85,6 +105,8 @@ class VideoClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[SEED_KEY] = self.training_seed
+        if self.clip_settings is not None:
+            checkpoint[CLIP_SETTINGS_KEY] = self.clip_settings.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._training_seed = checkpoint.get(SEED_KEY)
@@ -149,3 +171,15 @@ class VideoClassifier(pl.LightningModule):
             rank_zero_warn(f"the lr schedule spans {epochs} epochs but trainer.max_epochs={self.trainer.max_epochs}; "
                            f"set model.lr_scheduler.init_args.max_epochs to match")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def _check_backbone_takes(backbone: VideoTransformer, clips: ClipSettings) -> None:
+    """Refuse clip settings the backbone cannot take: its scores would be computed on the wrong clips or read
+    under the wrong labels."""
+    wanted = dict(num_frames=clips.num_frames, img_size=clips.crop_size, num_classes=len(clips.class_names))
+    built = dict(num_frames=backbone.num_frames, img_size=backbone.img_size, num_classes=backbone.head.out_features)
+    if wanted != built:
+        raise ValueError(f"clip_settings ({clips.num_frames} frames, crop {clips.crop_size}, "
+                         f"{len(clips.class_names)} classes) do not fit the backbone built with "
+                         f"{', '.join(f'{key}={value}' for key, value in built.items())}: build it with "
+                         f"{', '.join(f'{key}={value}' for key, value in wanted.items())}")

@@ -19,7 +19,8 @@ class PredictionWriter(BasePredictionWriter):
     """Writes `predictions.csv` (columns video, rank, label, score) and `predictions.json` (per video its top-k
     labels and scores). A video's scores are its views' probabilities averaged, as in testing; videos that cannot
     be read are named in a warning, counted and left out. When none can be read, nothing is written and the command
-    fails: an empty file would pass for a result.
+    fails: an empty file would pass for a result. The videos and label names are the data module's
+    (`VideoDataModule.videos("predict")` and `class_names`).
 
     Args:
         output_dir: folder for the two files; None: the run folder, next to its config.
@@ -43,7 +44,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         per_video = self.views.compute()  # a collective: every rank takes part, and every rank gets all videos
-        paths = [path for path, _ in trainer.predict_dataloaders.dataset.videos]
+        paths = [path for path, _ in trainer.datamodule.videos("predict")]  # in the order of `video_index`
         if not len(per_video.videos):  # on every rank, so that all of them stop
             raise RuntimeError(f"none of the {len(paths)} videos to predict could be read, so no predictions were "
                                f"written; the first, {paths[0]}: {unreadable_reason(paths[0])}")

@@ -157,7 +157,7 @@ def test_torchrun_starts_one_process_per_node_without_gpus(tmp_path: Path):
 
 
 class HoldForPreemption(pl.Callback):
-    """Holds training once, after `step` optimizer steps, until SLURM's SIGTERM arrives (a minute at most), so that
+    """Holds training once, after `step` optimizer steps, until SLURM's SIGUSR1 arrives (a minute at most), so that
     the preemption lands mid-epoch at a known step however fast the machine is. Records the step each run starts
     from in `folder/starts`."""
 
@@ -173,10 +173,19 @@ class HoldForPreemption(pl.Callback):
         held = self.folder / "held"
         if trainer.global_step != self.step or held.exists():
             return
+        signalled = []
+        trainers_handler = signal.getsignal(signal.SIGUSR1)
+
+        def note_and_pass_on(signum: int, frame: object) -> None:
+            signalled.append(signum)
+            trainers_handler(signum, frame)
+
+        signal.signal(signal.SIGUSR1, note_and_pass_on)
         held.touch()
         deadline = time.monotonic() + 60
-        while not trainer.received_sigterm and time.monotonic() < deadline:
+        while not signalled and time.monotonic() < deadline:
             time.sleep(0.05)  # the signal handlers run in this thread, between these sleeps
+        signal.signal(signal.SIGUSR1, trainers_handler)
 
 
 def wait_for(path: Path, process: subprocess.Popen, log: Path, deadline: float) -> None:

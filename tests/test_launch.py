@@ -219,7 +219,7 @@ def test_slurm_preemption_saves_requeues_and_the_requeued_job_continues(motion_r
     deadline = time.monotonic() + DEADLINE_S
     wait_for(tmp_path / "held", preempted, log, deadline)
     task = int((tmp_path / "task_pid").read_text())
-    signal_tree(task, signal.SIGUSR1)  # --signal=SIGUSR1@90: the time limit or a preemption is near
+    signal_tree(task, signal.SIGUSR1)  # --signal=SIGUSR1@300: the time limit or a preemption is near
     wait_for(tmp_path / "scontrol_calls", preempted, log, deadline)
     signal_tree(task, signal.SIGTERM)  # the requeue ends the running job
     finish([preempted], [log], deadline)

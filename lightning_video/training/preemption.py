@@ -58,9 +58,19 @@ class RequeueOnPreemption(pl.Callback):
         self._previous_handler: Any = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit" and threading.current_thread() is threading.main_thread():  # Python's rule for handlers
-            self.signalled, self.saved = False, None
-            self._previous_handler = signal.signal(self.requeue_signal, self._note_signal)
+        self.signalled, self.saved = False, None
+
+    # Listening starts after Lightning has taken its note of the handlers to give back at the end of a fit: given
+    # back after ours, ours would outlive the fit.
+    def on_sanity_check_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._listen()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._listen()  # without a sanity check
+
+    def _listen(self) -> None:
+        if self._previous_handler is None and threading.current_thread() is threading.main_thread():  # Python's rule
+            self._previous_handler = signal.signal(self.requeue_signal, self._note_signal) or signal.SIG_DFL
 
     def _note_signal(self, signum: int, frame: FrameType | None) -> None:
         """Only a note: the main thread may be anywhere, inside an optimizer step or a collective."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from lightning_fabric.plugins.environments import SLURMEnvironment
+from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -33,7 +34,7 @@ def defer_slurm_requeue(trainer: pl.Trainer) -> None:
         trainer.callbacks.append(RequeueOnPreemption(environment.requeue_signal or signal.SIGUSR1))
 
 
-class RequeueOnPreemption(pl.Callback):
+class RequeueOnPreemption(Checkpoint):
     """On `requeue_signal`, save `hpc_ckpt_<n>.ckpt`, where a requeued job resumes from by itself, after the current
     training step, then requeue the job and stop as the next batch starts.
 
@@ -45,7 +46,8 @@ class RequeueOnPreemption(pl.Callback):
     `SIGTERMException`: exit status 0) rather than training on until SLURM's SIGTERM as Lightning does: the
     requeued job would throw away every step trained meanwhile, and ranks stopping at one agreed step leave no rank
     waiting in a collective. A validation pass in progress ends first, so SLURM's signal must come that much before
-    the end (`experiments/slurm/train.sbatch`).
+    the end (`experiments/slurm/train.sbatch`). A `Checkpoint`, so that Lightning calls it after the other checkpoint
+    callbacks at an epoch's end: the checkpoint holds their state after the epoch's validation (the best so far).
 
     Args:
         requeue_signal: the signal SLURM sends (`--signal`).

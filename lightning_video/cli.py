@@ -17,6 +17,9 @@ but an option given on the command line or in a `--config` file wins;
 Every checkpoint is written whole or not at all and carries a digest checked whenever it is read
 (`checkpoint_io.CrashSafeCheckpointIO`, unless the trainer is given a CheckpointIO); `validate`, `test` and `predict`
 refuse a checkpoint trained on other classes than the data's.
+
+Under SLURM, `fit` saves, requeues and stops between two training steps when SLURM signals the job's end
+(`preemption.RequeueOnPreemption`), not inside the signal handler as Lightning would.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from lightning_video.training.last_checkpoint import LastCheckpoint
 from lightning_video.training.module import VideoClassifier
 from lightning_video.training.monitoring import ComputeMonitor
 from lightning_video.training.predictions import PredictionWriter
+from lightning_video.training.preemption import defer_slurm_requeue
 from lightning_video.training.progress import progress_bar
 from lightning_video.training.rebuild import saved_run
 from lightning_video.training.runs import CONFIG_KEY, RunFiles, continue_metrics, read_checkpoint, resume_last_run, \
@@ -165,6 +169,8 @@ class VideoCLI(LightningCLI):
         if strategy_io is None and not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             config["plugins"] = [*plugins, CrashSafeCheckpointIO()]
         trainer = super()._instantiate_trainer(config, callbacks)
+        if self.subcommand == "fit":
+            defer_slurm_requeue(trainer)
         ckpt_path = self.config.fit.get("ckpt_path") if self.subcommand == "fit" else None
         if ckpt_path and Path(ckpt_path).is_file():
             continue_metrics(trainer.loggers, ckpt_path)

@@ -157,7 +157,7 @@ def test_torchrun_starts_one_process_per_node_without_gpus(tmp_path: Path):
 
 
 class HoldForPreemption(pl.Callback):
-    """Holds training once, after `step` optimizer steps, until SLURM's SIGTERM arrives (a minute at most), so that
+    """Holds training once, after `step` optimizer steps, until SLURM's SIGUSR1 arrives (a minute at most), so that
     the preemption lands mid-epoch at a known step however fast the machine is. Records the step each run starts
     from in `folder/starts`."""
 
@@ -173,10 +173,19 @@ class HoldForPreemption(pl.Callback):
         held = self.folder / "held"
         if trainer.global_step != self.step or held.exists():
             return
+        signalled = []
+        trainers_handler = signal.getsignal(signal.SIGUSR1)
+
+        def note_and_pass_on(signum: int, frame: object) -> None:
+            signalled.append(signum)
+            trainers_handler(signum, frame)
+
+        signal.signal(signal.SIGUSR1, note_and_pass_on)
         held.touch()
         deadline = time.monotonic() + 60
-        while not trainer.received_sigterm and time.monotonic() < deadline:
+        while not signalled and time.monotonic() < deadline:
             time.sleep(0.05)  # the signal handlers run in this thread, between these sleeps
+        signal.signal(signal.SIGUSR1, trainers_handler)
 
 
 def wait_for(path: Path, process: subprocess.Popen, log: Path, deadline: float) -> None:
@@ -205,12 +214,20 @@ def test_slurm_preemption_saves_requeues_and_the_requeued_job_continues(motion_r
     command = ["bash", REPO / "experiments/slurm/train.sbatch", CONFIG, "--data.root", motion_root, *TINY,
                "--trainer.max_epochs", "3", "--checkpoint.save_top_k", "-1", f"--trainer.callbacks+={hold}"]
     log = job / "slurm-4242.out"  # --open-mode=append: the requeued run writes on
+    # the same job never preempted, meanwhile: an srun that records no pid, a port of its own
+    plain_stubs, plain_job = tmp_path / "plain_bin", tmp_path / "uninterrupted"
+    plain_stubs.mkdir()
+    (plain_stubs / "srun").write_text('#!/bin/bash\nexec "$@"\n')
+    (plain_stubs / "srun").chmod(0o755)
+    plain_log = plain_job / "slurm-4243.out"
+    uninterrupted = start(command[:-1], {**env, "PATH": f"{plain_stubs}:{env['PATH']}", "SLURM_JOB_ID": "4243",
+                                         "MASTER_PORT": str(free_port())}, plain_job, plain_log)
 
     preempted = start(command, env, job, log)
     deadline = time.monotonic() + DEADLINE_S
     wait_for(tmp_path / "held", preempted, log, deadline)
     task = int((tmp_path / "task_pid").read_text())
-    signal_tree(task, signal.SIGUSR1)  # --signal=SIGUSR1@90: the time limit or a preemption is near
+    signal_tree(task, signal.SIGUSR1)  # --signal=SIGUSR1@300: the time limit or a preemption is near
     wait_for(tmp_path / "scontrol_calls", preempted, log, deadline)
     signal_tree(task, signal.SIGTERM)  # the requeue ends the running job
     finish([preempted], [log], deadline)
@@ -226,3 +243,9 @@ def test_slurm_preemption_saves_requeues_and_the_requeued_job_continues(motion_r
     assert "epoch=2-step=12.ckpt" in {path.name for path in runs.glob("*/checkpoints/*.ckpt")}  # 3 epochs of 4 steps
     trained_steps = sorted({int(row["step"]) for run in runs.iterdir() for row in metrics(run) if row["train/loss"]})
     assert trained_steps == list(range(12))  # every step trained once: none lost, none from 0 again
+
+    assert finish([uninterrupted], [plain_log], time.monotonic() + DEADLINE_S) == [0], tails([plain_log])
+    final, expected = (weights(next(folder.glob("runs/synthetic_motion/*/checkpoints/epoch=2-step=12.ckpt")))
+                       for folder in (job, plain_job))
+    for key, weight in final.items():  # the resume is exact: preempted and requeued, the run ends as if never
+        torch.testing.assert_close(weight, expected[key], rtol=0, atol=0, msg=key)

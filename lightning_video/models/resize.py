@@ -6,8 +6,10 @@ Two sets of rules (`load_pretrained(..., resize=...)`):
   and last frames' codes kept. Smooth in both: neighbouring patches and frames keep neighbouring codes, an
   embedding linear in time stays exactly that, and shrinking averages rather than drops codes.
 - "official": what the official code of the model's paper computes, to fine-tune or evaluate a released checkpoint
-  at another size as its authors did. TimeSformer (`helpers.load_pretrained`) takes the nearest entry, in time and,
-  for the patches, along the flattened patch sequence (not the 2-D grid, so rows of codes land out of place);
+  at another size as its authors did. TimeSformer (`helpers.load_pretrained`, which builds its HR models from 224
+  image weights) takes the nearest entry, in time and, for the patches, along the flattened patch sequence (not the
+  2-D grid, so rows of codes land out of place; only a model built at the checkpoint's size and run on other crops
+  takes the nearest grid cell, in its `forward`);
   X-ViT resizes the grid bicubically without antialiasing (at run time, by the ratio of the sides); its time
   embedding is covered by `tile_time_embed`.
 

@@ -18,8 +18,6 @@ SYNTHETIC = dict(img_size=32, patch_size=8, num_frames=8, embed_dim=96, depth=4,
                  time_embed_init="sincos", num_classes=8)
 
 
-# The released checkpoints: for each, the preset that computes the official model from it with
-# `load_pretrained(create_model(NAME), FILE)`, and FILE as the model zoos name it.
 def _timesformer(classes: int, frames: int, size: int) -> dict[str, Any]:
     """Official TimeSformer (`vit_base_patch16_224`): divided attention, drop path 0.1, config NUM_CLASSES,
     NUM_FRAMES and TRAIN_CROP_SIZE."""
@@ -33,6 +31,8 @@ def _xvit(classes: int, shift_div: int, segment_frames: int) -> dict[str, Any]:
                 attention_options=dict(mix="kv", shift_div=shift_div, temporal="ta", segment_frames=segment_frames))
 
 
+# The released checkpoints: for each, the preset that computes the official model from it with
+# `load_pretrained(create_model(NAME), FILE)`, and FILE as the model zoos name it.
 # HowTo100M: the paper's 1059 task classes (its long-term modeling experiment); crop 224 as every file name says
 # (the zoo's table gives 448 for the 64-frame model, its file name 224).
 RELEASED: dict[str, tuple[str, dict[str, Any]]] = {

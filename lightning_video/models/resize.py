@@ -21,13 +21,13 @@ of a 16-frame clip gets entry t mod 8 (`tile_time_embed`). Other frame counts ha
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 Resize = Literal["smooth", "official"]
-RESIZES = ("smooth", "official")
+RESIZES: tuple[str, ...] = get_args(Resize)
 
 
 def _patch_grid(pos_embed: torch.Tensor, length: int) -> tuple[torch.Tensor, int, int]:

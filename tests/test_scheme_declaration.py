@@ -120,7 +120,7 @@ def test_a_scheme_object_and_its_name_with_options_build_the_same_model():
         VideoTransformer(XViT(), **TINY, attention_options={"mix": "k"})
 
 
-XVIT_OPTIONS = "mix, shift_div, window, mix_layers, temporal, temporal_layers"
+XVIT_OPTIONS = "mix, shift_div, window, mix_layers, temporal, temporal_layers, segment_frames"
 
 
 @pytest.mark.parametrize(("attention", "valid"),
@@ -159,6 +159,7 @@ def test_help_documents_every_xvit_option(capsys):
     printed = " ".join(capsys.readouterr().out.split())  # argparse wraps the text
     documented = {"mix": "what is shifted between neighbour frames", "shift_div": "4 mixes ρ = 50%",
                   "window": "the temporal window t_w", "mix_layers": "which layers mix",
-                  "temporal": "how the clip is read out", "temporal_layers": 'blocks in the "ta" head'}
+                  "temporal": "how the clip is read out", "temporal_layers": 'blocks in the "ta" head',
+                  "segment_frames": "the official `NUM_SEGMENTS`"}
     for option, documentation in documented.items():
         assert f"--attention.{option} " in printed and documentation in printed, option

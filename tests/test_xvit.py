@@ -217,6 +217,8 @@ def test_ta_head_has_the_official_layout():
     ({"mix_layers": "even"}, "all, first_half, second_half, odd or a list of layer indices"),
     ({"window": 0}, "t_w = 0 is mix='none'"),
     ({"window": 5, "shift_div": 8}, "shift_div \\* window <= embed_dim=32"),
+    ({"segment_frames": 3}, "segment_frames=3 does not divide num_frames=4"),
+    ({"segment_frames": 0}, "None \\(the whole clip\\) or an integer >= 1"),
     ({"nope": 1}, "mix, shift_div, window, mix_layers, temporal, temporal_layers"),
 ])
 def test_bad_options_are_refused_with_the_valid_choices(options: dict, message: str):

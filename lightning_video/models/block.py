@@ -54,9 +54,12 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
-def layer_norm(dim: int) -> nn.LayerNorm:
-    """LayerNorm with the eps of the official TimeSformer and timm ViT weights."""
-    return nn.LayerNorm(dim, eps=1e-6)
+BACKBONE_NORM_EPS = 1e-6  # the official TimeSformer and timm ViT backbones'
+
+
+def layer_norm(dim: int, eps: float = BACKBONE_NORM_EPS) -> nn.LayerNorm:
+    """LayerNorm with the eps of the official TimeSformer and timm ViT weights, unless told otherwise."""
+    return nn.LayerNorm(dim, eps=eps)
 
 
 class Block(nn.Module):
@@ -70,22 +73,24 @@ class Block(nn.Module):
         grid: the token grid of one clip; the scheme's steps read it.
         scheme: the attention scheme; None is full attention over the sequence the block gets (`Scheme`).
         layer_index: where the block sits among `depth` blocks, for schemes whose layers differ (X-ViT).
+        norm_eps: the LayerNorms' eps: the backbone's 1e-6, or what the official code of a head built of blocks
+            used (X-ViT's TA head: PyTorch's default 1e-5).
     """
 
     def __init__(self, dim: int, num_heads: int, grid: TokenGrid, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, scheme: Scheme | None = None,
-                 layer_index: int = 0, depth: int = 1) -> None:
+                 layer_index: int = 0, depth: int = 1, norm_eps: float = BACKBONE_NORM_EPS) -> None:
         super().__init__()
         self.grid = grid
         self.scheme = scheme or Scheme()
-        self.norm1 = layer_norm(dim)
+        self.norm1 = layer_norm(dim, norm_eps)
         self.attn = self.scheme.attention(dim, num_heads, grid, layer_index, depth, qkv_bias=qkv_bias,
                                           attn_drop=attn_drop, proj_drop=drop)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = layer_norm(dim)
+        self.norm2 = layer_norm(dim, norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
         for name in self.scheme.extra_attentions:
-            self.add_module(f"{name}_norm1", layer_norm(dim))
+            self.add_module(f"{name}_norm1", layer_norm(dim, norm_eps))
             self.add_module(f"{name}_attn", Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
                                                       proj_drop=drop))
             self.add_module(f"{name}_fc", nn.Linear(dim, dim))

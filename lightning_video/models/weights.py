@@ -5,13 +5,12 @@
 Sources: timm / original ViT image weights (a state dict file, or the original release's .npz), official
 TimeSformer (`{"model_state": ...}`, `model.` prefix) and X-ViT checkpoints, HF Timesformer (a `save_pretrained`
 directory or its state dict) and this project's Lightning checkpoints (`backbone.` prefix). The steps: read, rename
-to our names (one function per format), adapt (embeddings resized, the image attention copied into a scheme's extra
-attentions, a head of another class count left out), check shapes, load, report.
+to our names (one function per format), adapt (embeddings fitted to the clip size, `resize.py`; the image attention
+copied into a scheme's extra attentions; a head of another class count left out), check shapes, load, report.
 """
 from __future__ import annotations
 
 import logging
-import math
 import pickle
 import re
 from collections.abc import Callable, Mapping
@@ -21,12 +20,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from lightning_video.models.checkpoint_file import load_checkpoint_file
 from lightning_video.models.hf_export import from_hf_name
+from lightning_video.models.resize import (RESIZES, Resize, resize_pos_embed, resize_pos_embed_timesformer,
+                                           resize_pos_embed_xvit, resize_time_embed, resize_time_embed_nearest,
+                                           tile_time_embed)
 from lightning_video.models.video_transformer import VideoTransformer
+from lightning_video.models.xvit import XViT
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ OPTIONAL_PARTS = {
     r"head\.": "the checkpoint has no classifier; kept at its init",
 }
 MISSING_ATTENTION = "the checkpoint has no such attention; kept at its init (a zero *_fc adds nothing)"
+XVIT_FORMAT = "X-ViT (official)"
 # Checkpoint tensors known to be of no use here.
 UNUSED = {
     "pre_logits": "ViT representation layer, dropped for fine-tuning (as timm does)",
@@ -86,8 +89,8 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def load_pretrained(model: VideoTransformer, source: str | Path | Mapping[str, Any],
-                    strict: bool = False) -> LoadReport:
+def load_pretrained(model: VideoTransformer, source: str | Path | Mapping[str, Any], strict: bool = False,
+                    resize: Resize = "smooth") -> LoadReport:
     """Load `source` into `model`, adapting what the model sets differently, and return the report (also logged:
     its summary at INFO, or WARNING when tensors are missing or unexpected, the details at DEBUG).
 
@@ -97,18 +100,28 @@ def load_pretrained(model: VideoTransformer, source: str | Path | Mapping[str, A
             a state dict (or training checkpoint dict) already in memory.
         strict: fail on any missing or unexpected tensor. What is skipped on purpose (see `LoadReport.skipped`)
             is not an error: a head of another class count, the video parts image weights do not have.
+        resize: how `pos_embed` and `time_embed` are fitted when the checkpoint's frame size or frame count is not
+            the model's (`resize.py`): "smooth" (the default: bicubic with antialiasing in space, linear in time, so
+            neighbouring patches and frames keep neighbouring codes and an embedding linear in time stays so) or
+            "official", what the official code of the model's paper does (X-ViT for an X-ViT model, TimeSformer for
+            the others): to reproduce fine-tuning a released checkpoint at another size as its authors did. An
+            official X-ViT checkpoint's 8-entry `temp_embed` is tiled over 16 (or 8 k) frames under both, as the
+            official code computes.
 
     Raises:
         ValueError: the source is no ViT / TimeSformer / X-ViT checkpoint, a tensor's shape does not fit the model,
             or `strict` and tensors are missing or unexpected; `checkpoint_file.CheckpointError`: the file is empty,
             no checkpoint, or damaged (its digest does not match). Nothing is loaded then.
     """
+    if resize not in RESIZES:
+        raise ValueError(f"unknown resize {resize!r}; valid: {', '.join(RESIZES)}")
     name = "state dict" if isinstance(source, Mapping) else str(source)
     checkpoint = source if isinstance(source, Mapping) else _read(Path(source))
     format_name, state = _convert(checkpoint, name)
     report = LoadReport(name, format_name)
     target = model.state_dict()
     optional = _optional_tensors(target, state, _optional_parts(model))
+    _fit_embeddings(state, target, report, _embedding_fits(model, format_name, resize, state, target))
     _adapt(state, target, optional, report, _image_counterparts(model))
     _classify(state, target, optional, report)
     _check_shapes(state, target, name)
@@ -156,7 +169,7 @@ def _convert(checkpoint: Mapping[str, Any], name: str) -> tuple[str, dict[str, t
     if "timesformer.embeddings.patch_embeddings.projection.weight" in state:
         return "HF Timesformer", {from_hf_name(key) or key: tensor for key, tensor in state.items()}
     if "base_model.patch_embed.proj.weight" in state:
-        return "X-ViT (official)", _from_xvit(state)
+        return XVIT_FORMAT, _from_xvit(state)
     for prefix in ("", "model.", "module.", "backbone."):
         if f"{prefix}patch_embed.proj.weight" in state:
             renamed = {key.removeprefix(prefix): tensor for key, tensor in state.items()}
@@ -229,24 +242,35 @@ def _from_xvit(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def resize_pos_embed(pos_embed: torch.Tensor, length: int) -> torch.Tensor:
-    """`[1, 1 + s², D]` -> `[1, length, D]`: the s × s patch grid resized bicubically (as timm does), the cls
-    position kept."""
-    old, new = (math.isqrt(count - 1) for count in (pos_embed.shape[1], length))
-    if old * old + 1 != pos_embed.shape[1] or new * new + 1 != length:
-        raise ValueError(f"cannot resize pos_embed from {pos_embed.shape[1]} to {length} positions: each must be "
-                         f"the cls position plus a square patch grid")
-    grid = pos_embed[:, 1:].reshape(1, old, old, -1).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False, antialias=True)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, new * new, -1).to(pos_embed.dtype)
-    return torch.cat([pos_embed[:, :1], grid], dim=1)
+Fit = tuple[Callable[[torch.Tensor, int], torch.Tensor], str]
 
 
-def resize_time_embed(time_embed: torch.Tensor, frames: int) -> torch.Tensor:
-    """`[1, T, D]` -> `[1, frames, D]`, linear in time with the first and last frames' codes kept, so an embedding
-    linear in time stays exactly that. (Official TimeSformer and HF resize on the fly with nearest neighbours.)"""
-    resized = F.interpolate(time_embed.transpose(1, 2).float(), size=frames, mode="linear", align_corners=True)
-    return resized.transpose(1, 2).to(time_embed.dtype)
+def _embedding_fits(model: VideoTransformer, format_name: str, resize: Resize, state: dict[str, torch.Tensor],
+                    target: dict[str, torch.Tensor]) -> dict[str, Fit]:
+    """For `pos_embed` and `time_embed`: the function that fits the checkpoint's to the model's length, with how."""
+    if resize == "official" and isinstance(model.scheme, XViT):
+        return {"pos_embed": (resize_pos_embed_xvit, "patch grid resized bicubically without antialiasing (X-ViT)"),
+                "time_embed": (tile_time_embed, "tiled, frame t taking entry t mod T (X-ViT)")}
+    if resize == "official":
+        return {"pos_embed": (resize_pos_embed_timesformer, "nearest entry along the flattened patches (TimeSformer)"),
+                "time_embed": (resize_time_embed_nearest, "nearest entry in time (TimeSformer)")}
+    have, want = state.get("time_embed"), target.get("time_embed")
+    tiles = (format_name == XVIT_FORMAT and have is not None and want is not None
+             and want.shape[1] > have.shape[1] and want.shape[1] % have.shape[1] == 0)
+    return {"pos_embed": (resize_pos_embed, "patch grid resized bicubically, cls position kept"),
+            "time_embed": (tile_time_embed, "tiled, frame t taking entry t mod T, as official X-ViT computes") if tiles
+            else (resize_time_embed, "resized linearly in time")}
+
+
+def _fit_embeddings(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor], report: LoadReport,
+                    fits: dict[str, Fit]) -> None:
+    """Fit each embedding of `fits` whose length differs between checkpoint and model."""
+    for key, (fit, how) in fits.items():
+        have, want = state.get(key), target.get(key)
+        if (have is not None and want is not None and have.ndim == want.ndim == 3 and have.shape[1] != want.shape[1]
+                and have.shape[2] == want.shape[2]):
+            state[key] = fit(have, want.shape[1])
+            report.adapted[key] = f"{tuple(have.shape)} -> {tuple(want.shape)}, {how}"
 
 
 def _optional_parts(model: VideoTransformer) -> dict[str, str]:
@@ -279,15 +303,8 @@ def _optional_tensors(target: dict[str, torch.Tensor], state: dict[str, torch.Te
 
 def _adapt(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor], optional: dict[str, str],
            report: LoadReport, image_counterparts: dict[str, str]) -> None:
-    """Fit the checkpoint to what the model sets differently: clip size, scheme (its extra attentions start from
-    their `image_counterparts`), class count."""
-    for key, resize, how in (("pos_embed", resize_pos_embed, "patch grid resized bicubically, cls position kept"),
-                             ("time_embed", resize_time_embed, "resized linearly in time")):
-        have, want = state.get(key), target.get(key)
-        if (have is not None and want is not None and have.ndim == want.ndim == 3 and have.shape[1] != want.shape[1]
-                and have.shape[2] == want.shape[2]):
-            state[key] = resize(have, want.shape[1])
-            report.adapted[key] = f"{tuple(have.shape)} -> {tuple(want.shape)}, {how}"
+    """Fit the checkpoint to what the model sets differently besides the clip size (`_fit_embeddings`): scheme (its
+    extra attentions start from their `image_counterparts`), class count."""
     for key, own in image_counterparts.items():  # image weights: extra attentions start as the block's own
         if key in optional and own in state:
             state[key] = state[own].clone()

@@ -6,7 +6,9 @@ one frame each way. Channel layout as in the official code (`TemporalShift`): of
 channels of k and v, [0, fold) come from frame t + 1, [fold, 2 fold) from frame t - 1 and the rest from t, with
 fold = dim // shift_div; the first and last frames get zeros where they have no neighbour; cls tokens too. A wider
 temporal window t_w (the paper's Table 1) takes channels from frames t ± 1 .. t ± t_w, the same mixed fraction
-split among them (our reading: the paper gives no channel layout for t_w = 2).
+split among them (our reading: the paper gives no channel layout for t_w = 2). With `segment_frames` below the clip
+length (the official `NUM_SEGMENTS`), frames mix only within each run of that many frames, as the released
+Kinetics models do: 16 frames, mixed in two runs of 8.
 
 The clip is read out from the T per-frame cls tokens by the module `XViT.readout` builds.
 """
@@ -29,6 +31,7 @@ MixLayers = Literal["all", "first_half", "second_half", "odd"]
 MIXES: tuple[str, ...] = get_args(Mix)
 MIX_LAYERS: tuple[str, ...] = get_args(MixLayers)
 TEMPORALS: tuple[str, ...] = get_args(Temporal)
+HEAD_NORM_EPS = 1e-5  # the official TA head's LayerNorms: nn.LayerNorm's default
 
 
 def mix_from_neighbour_frames(x: torch.Tensor, frames: int, fold: int, window: int = 1) -> torch.Tensor:
@@ -53,6 +56,8 @@ class XViTAttention(Attention):
         mix: what is shifted between frames: keys and values ("kv", the paper's best), keys ("k") or values
             ("v") only, the input before `qkv` ("input", so queries are mixed too) or nothing ("none").
         frames: frames per clip; the frames of one clip are adjacent in the batch axis.
+        segment_frames: the frames of each run that mixes within itself (frames of two runs exchange nothing);
+            None is the whole clip.
         fold: channels taken from each neighbour frame.
         window: the temporal window t_w: neighbours up to `window` frames away.
         summary: append the keys and values of every frame's summary token (see `XViT`) to each frame's.
@@ -61,10 +66,11 @@ class XViTAttention(Attention):
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
                  proj_drop: float = 0.0, *, mix: Mix, frames: int, fold: int, window: int = 1,
-                 summary: bool = False) -> None:
+                 summary: bool = False, segment_frames: int | None = None) -> None:
         super().__init__(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
         self.mix = mix
         self.frames = frames
+        self.segment_frames = segment_frames or frames
         self.fold = fold
         self.window = window
         self.summary = summary
@@ -72,13 +78,13 @@ class XViTAttention(Attention):
     def forward(self, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
         """Attend within each frame of `x` `[batch * frames, 1 + patches, dim]`; `cls_only` as in
         `Attention.forward`."""
-        frames = self.frames
-        mixed = mix_from_neighbour_frames(x, frames, self.fold, self.window) if self.mix == "input" else x
+        frames, run = self.frames, self.segment_frames
+        mixed = mix_from_neighbour_frames(x, run, self.fold, self.window) if self.mix == "input" else x
         q, k, v = self.qkv(mixed).chunk(3, dim=-1)
         if self.mix in ("kv", "k"):
-            k = mix_from_neighbour_frames(k, frames, self.fold, self.window)
+            k = mix_from_neighbour_frames(k, run, self.fold, self.window)
         if self.mix in ("kv", "v"):
-            v = mix_from_neighbour_frames(v, frames, self.fold, self.window)
+            v = mix_from_neighbour_frames(v, run, self.fold, self.window)
         if self.summary:
             _, k_summary, v_summary = self.qkv(x[:, 1:].mean(dim=1)).chunk(3, dim=-1)
             k, v = (torch.cat([own, summary.unflatten(0, (-1, frames)).repeat_interleave(frames, dim=0)], dim=1)
@@ -99,15 +105,17 @@ class TemporalAttentionHead(Readout):
     """The official TA head (`VitHead`) up to its last Linear, which is the backbone's `head`: a zero-initialised
     cls token before the T frame features, transformer blocks without qkv bias and without position embedding
     (as there), then LayerNorm → Linear → GELU → Dropout on the cls output. Names follow the official ones
-    (`cls_token`, `temporal_encoder.N`, `mlp_head.0/1`) so its weights load by name."""
+    (`cls_token`, `temporal_encoder.N`, `mlp_head.0/1`) so its weights load by name. Its LayerNorms, in the blocks
+    and the MLP, have PyTorch's default eps 1e-5, as the official ones (the backbone's have 1e-6): with the other
+    eps the released weights give other logits, by up to 1% of their size where a feature's spread is small."""
 
     def __init__(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float, layers: int) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         grid = TokenGrid(frames=1, height=1, width=num_frames + 1)
-        self.temporal_encoder = nn.ModuleList(Block(dim, num_heads, grid, mlp_ratio=mlp_ratio, qkv_bias=False)
-                                              for _ in range(layers))
-        self.mlp_head = nn.Sequential(layer_norm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Dropout(drop))
+        self.temporal_encoder = nn.ModuleList(Block(dim, num_heads, grid, mlp_ratio=mlp_ratio, qkv_bias=False,
+                                                    norm_eps=HEAD_NORM_EPS) for _ in range(layers))
+        self.mlp_head = nn.Sequential(layer_norm(dim, HEAD_NORM_EPS), nn.Linear(dim, dim), nn.GELU(), nn.Dropout(drop))
         for block in self.temporal_encoder:
             block.init_weights()
         nn.init.trunc_normal_(self.mlp_head[1].weight, std=0.02)
@@ -151,13 +159,17 @@ class XViT(Scheme):
             it is no spatial position), is projected by the layer's own `qkv` and the keys and values of the
             clip's T summaries are appended to every frame's: each query sees 1 + S + T keys, extra cost O(T S).
         temporal_layers: transformer blocks in the "ta" head (paper: 1, 2 and 3 do equally well).
+        segment_frames: frames mix only within consecutive runs of this many frames (the official `NUM_SEGMENTS`),
+            none across the boundary between two runs; the readout still reads every frame, and the summary tokens
+            still come from the whole clip. None (the default) is the clip length. The released Kinetics models use
+            8 at 16 frames; a divisor of `num_frames`.
     """
 
     layout = "frame"
 
     def __init__(self, mix: Mix = "kv", shift_div: int = 4, window: int = 1,
                  mix_layers: MixLayers | Sequence[int] = "all", temporal: Temporal = "mean",
-                 temporal_layers: int = 1) -> None:
+                 temporal_layers: int = 1, segment_frames: int | None = None) -> None:
         if mix not in MIXES:
             raise ValueError(f"unknown mix {mix!r}; valid: {', '.join(MIXES)}")
         if not _is_count(shift_div) or shift_div < 2:
@@ -174,12 +186,16 @@ class XViT(Scheme):
             raise ValueError(f"unknown temporal {temporal!r}; valid: {', '.join(TEMPORALS)}")
         if not _is_count(temporal_layers) or temporal_layers < 1:
             raise ValueError(f"temporal_layers={temporal_layers!r}: valid values are integers >= 1")
+        if segment_frames is not None and (not _is_count(segment_frames) or segment_frames < 1):
+            raise ValueError(f"segment_frames={segment_frames!r}: valid values are None (the whole clip) or an "
+                             f"integer >= 1 that divides num_frames")
         self.mix = mix
         self.shift_div = shift_div
         self.window = window
         self.mix_layers = mix_layers
         self.temporal = temporal
         self.temporal_layers = temporal_layers
+        self.segment_frames = segment_frames
 
     def check(self, grid: TokenGrid, dim: int) -> None:
         if self.shift_div > dim:
@@ -188,6 +204,9 @@ class XViT(Scheme):
         if self.shift_div * self.window > dim:
             raise ValueError(f"window={self.window}: valid values are integers >= 1 with shift_div * window <= "
                              f"embed_dim={dim} (one channel from each neighbour)")
+        if self.segment_frames is not None and grid.frames % self.segment_frames:
+            raise ValueError(f"segment_frames={self.segment_frames} does not divide num_frames={grid.frames}: valid "
+                             f"values are None (the whole clip) or a divisor of num_frames")
 
     def mixes(self, layer_index: int, depth: int) -> bool:
         """Whether the layer at `layer_index` of `depth` mixes (`mix_layers`)."""
@@ -201,7 +220,8 @@ class XViT(Scheme):
         mixing = self.mixes(layer_index, depth)
         return XViTAttention(dim, num_heads, mix=self.mix if mixing else "none", frames=grid.frames,
                              fold=dim // (self.shift_div * self.window), window=self.window,
-                             summary=mixing and self.temporal == "summary", **kwargs)
+                             summary=mixing and self.temporal == "summary", segment_frames=self.segment_frames,
+                             **kwargs)
 
     def readout(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float) -> Readout:
         if self.temporal == "ta":

@@ -4,6 +4,7 @@ recipes and `models/presets.py` say they are."""
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,19 +28,30 @@ LAYOUT_WRITERS: dict[str, Callable[[Path], Path]] = {"kinetics": published_layou
 CLASS_COUNTS = {"kinetics": len(published_layouts.KINETICS_CLASSES), "ssv2": len(published_layouts.SSV2_LABELS),
                 "csv": len(published_layouts.CSV_CLASSES)}
 # What each backbone piece is: a preset, with the options it changes. Frames, crop and classes come from the data.
+# The TimeSformer-HR and -L presets differ from `timesformer_base_8x224` only in frames and crop: one piece serves all.
 BACKBONE_PRESETS = {"timesformer_vit_b16": ("timesformer_base_8x224", {}),
-                    "xvit_vit_b16_rho50": ("xvit_base_8x224", {}),
+                    "xvit_vit_b16_rho50": ("xvit_base_8x224", {"drop_path_rate": 0.0}),
                     "xvit_vit_b16_rho25": ("xvit_base_8x224",
-                                           {"attention_options": dict(mix="kv", shift_div=8, temporal="ta")}),
+                                           {"drop_path_rate": 0.0,
+                                            "attention_options": dict(mix="kv", shift_div=8, temporal="ta")}),
+                    "xvit_vit_b16_rho25_segments8": ("xvit_k600_16x224", {}),
                     "synthetic_divided": ("synthetic_8x32", {})}
 LINKED_FROM_DATA = {"num_frames", "img_size", "num_classes"}
 # A paper recipe's name ends with its dataset: the layout it must declare (HowTo100M comes as the csv layout).
-DATASET_IN_NAME = {"k400": "kinetics", "ssv2": "ssv2", "howto100m": "csv"}
+DATASET_IN_NAME = {"k400": "kinetics", "k600": "kinetics", "ssv2": "ssv2", "howto100m": "csv"}
 
 
-def shrunk(num_frames: int) -> list[str]:
-    """A tiny model on tiny clips, on one CPU process, with the recipe's scheme, optimiser, schedule and precision."""
-    return ["--data.num_workers", "0", "--data.batch_size", "2", "--data.num_frames", str(min(num_frames, 4)),
+def shrunk(recipe: Path) -> list[str]:
+    """A tiny model on tiny clips, on one CPU process, with the recipe's scheme, optimiser, schedule and precision.
+    X-ViT's `segment_frames` shrinks with the clip, so the mixing still stops at the same share of it."""
+    num_frames = declared_data(recipe).get("num_frames", 8)
+    frames = min(num_frames, 4)
+    options = declared_backbone(recipe)["init_args"].get("attention_options") or {}
+    segments = []
+    if options.get("segment_frames"):
+        scaled = {**options, "segment_frames": options["segment_frames"] * frames // num_frames}
+        segments = ["--model.backbone.init_args.attention_options", json.dumps(scaled)]
+    return [*segments, "--data.num_workers", "0", "--data.batch_size", "2", "--data.num_frames", str(frames),
             "--data.sampling_rate", "2", "--data.crop_size", "16", "--data.train_min_short_side", "16",
             "--data.train_max_short_side", "20", "--model.backbone.init_args.patch_size", "8",
             "--model.backbone.init_args.embed_dim", "32", "--model.backbone.init_args.depth", "1",
@@ -50,6 +62,12 @@ def shrunk(num_frames: int) -> list[str]:
 
 def declared_data(recipe: Path) -> dict:
     return yaml.safe_load(recipe.read_text())["data"]
+
+
+def declared_backbone(recipe: Path) -> dict:
+    """The recipe's backbone, inline or its piece."""
+    backbone = yaml.safe_load(recipe.read_text())["model"]["backbone"]
+    return yaml.safe_load((CONFIGS / backbone).read_text()) if isinstance(backbone, str) else backbone
 
 
 def dataset_of(recipe: Path) -> str:
@@ -73,7 +91,7 @@ def test_recipe_trains_a_step_on_its_own_datasets_layout(recipe: Path, layouts: 
         assert dataset in LAYOUT_WRITERS, f"{recipe.name}: no tiny {dataset} layout in tests/published_layouts.py"
         root, classes = layouts[dataset], CLASS_COUNTS[dataset]
         on_data = ["--data.root", str(root)]
-    cli = main(["fit", "--config", str(recipe), *shrunk(data.get("num_frames", 8)), *on_data,
+    cli = main(["fit", "--config", str(recipe), *shrunk(recipe), *on_data,
                 "--trainer.default_root_dir", str(tmp_path)])
     assert cli.datamodule.dataset == data.get("dataset", "csv") and cli.datamodule.root == root
     if "sampling" in data:

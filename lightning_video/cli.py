@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 from jsonargparse import Namespace
 from pytorch_lightning import Callback, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
@@ -47,8 +47,12 @@ from lightning_video.training.predictions import PredictionWriter
 from lightning_video.training.preemption import defer_slurm_requeue
 from lightning_video.training.progress import progress_bar
 from lightning_video.training.rebuild import saved_run
+from lightning_video.training.summary import SummaryWithoutFlops
 from lightning_video.training.runs import CONFIG_KEY, RunFiles, continue_metrics, read_checkpoint, resume_last_run, \
     run_dir, wandb_offline_unless_logged_in
+
+# `--ckpt_path` values that Lightning resolves itself rather than as a file
+LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
 
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
 
@@ -107,8 +111,10 @@ class VideoCLI(LightningCLI):
         it is given."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand not in (None, "fit") else None
-        if not ckpt_path or not Path(ckpt_path).is_file():
+        if not ckpt_path or ckpt_path.split(":")[0] in LIGHTNING_CKPT_NAMES or "://" in ckpt_path:
             return
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such file{_checkpoints_beside(Path(ckpt_path))}")
         checkpoint = read_checkpoint(ckpt_path)
         class_names = checkpoint.get(VideoDataModule.__qualname__, {}).get("class_names")
         own_labels = _has_own_labels(self.config[subcommand].data)
@@ -163,6 +169,9 @@ class VideoCLI(LightningCLI):
         if wants_progress and not any(isinstance(callback, ProgressBar) for callback in [*given, *callbacks]):
             callbacks.append(progress_bar())
         callbacks.append(ComputeMonitor())
+        if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):
+            callbacks.append(SummaryWithoutFlops())
+            config["enable_model_summary"] = False  # Lightning's own is replaced, without its message that it is
         plugins = config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         strategy_io = getattr(config.get("strategy"), "_checkpoint_io", None)  # Lightning refuses two
@@ -191,9 +200,28 @@ class VideoCLI(LightningCLI):
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
         metrics = results[0] if results else {}
+        limited = _limited_batches(self.trainer)
+        caveat = f"\nnot a result: trained and tested on limited batches ({limited})" if limited else ""
         rank_zero_info(f"\ntest video top-1: {metrics.get('test/video_top1', float('nan')):.3f} over "
-                       f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'})\n"
+                       f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'}){caveat}\n"
                        f"logs, config and checkpoints: {run_dir(self.trainer)}")
+
+
+def _limited_batches(trainer: Trainer) -> str:
+    """The trainer settings that cut training or testing short (a smoke test, not a measurement), or ''."""
+    if trainer.fast_dev_run:
+        return f"trainer.fast_dev_run={trainer.fast_dev_run}"
+    limits = {key: getattr(trainer, key) for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches")}
+    return ", ".join(f"trainer.{key}={value}" for key, value in limits.items() if not (value == 1.0 and
+                                                                                        isinstance(value, float)))
+
+
+def _checkpoints_beside(missing: Path) -> str:
+    """The checkpoints in the missing file's folder (a mistyped name), or that the folder is missing too."""
+    if not missing.parent.is_dir():
+        return f" (its folder {missing.parent} does not exist either)"
+    found = sorted(path.name for path in missing.parent.glob("*.ckpt"))
+    return f"; checkpoints in {missing.parent}: {_listed(found)}" if found else f"; {missing.parent} has no .ckpt files"
 
 
 def _has_own_labels(data: Any) -> bool:

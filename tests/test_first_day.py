@@ -1,13 +1,21 @@
-"""What a new user meets on the first day: training length set once (the lr schedule follows the trainer)."""
+"""What a new user meets on the first day: training length set once (the lr schedule follows the trainer), loud
+failures instead of meaningless numbers, and outputs where people look."""
 from __future__ import annotations
 
+import io
+import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
 
+from lightning_video.cli import main
 from lightning_video.training.module import VideoClassifier
 from lightning_video.training.schedules import WarmupCosineLR
+from tests.test_runs import tiny_fit
 from tests.test_training import loader, tiny_backbone, trainer
 
 
@@ -79,3 +87,55 @@ def test_the_fit_takes_its_schedule_length_from_max_epochs():
 def test_the_fit_takes_its_schedule_length_from_max_steps():
     seen = fit_lrs(max_epochs=-1, max_steps=10)  # 10 steps, warmup clamped to 9 steps
     assert seen == pytest.approx([old_schedule(step, 10, 9, 0.1) for step in range(10)], abs=1e-12)
+
+
+# Loud failures instead of meaningless numbers.
+
+def test_too_few_training_videos_for_one_batch_is_an_error_naming_batch_size_videos_and_drop_last(
+        motion_root: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match=r"8 videos.*data\.batch_size=16.*drop_last=True.*at most 8"):
+        main(tiny_fit(motion_root, tmp_path, "--data.batch_size", "16", "--test_after_fit", "true"))
+
+
+@pytest.fixture(scope="module")
+def limited_run(motion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A tiny fit on 2 batches, tested after fit: its checkpoint and what it logged."""
+    runs = tmp_path_factory.mktemp("runs")
+    with _captured_info() as text:
+        main(tiny_fit(motion_root, runs, "--test_after_fit", "true", "--trainer.limit_test_batches", "1"))
+    return runs / "lightning_logs/version_0/checkpoints/last.ckpt", text.getvalue()
+
+
+def test_test_after_fit_on_limited_batches_says_the_number_is_not_a_result(limited_run: tuple[Path, str]):
+    text = limited_run[1]
+    assert "test video top-1:" in text
+    assert ("not a result: trained and tested on limited batches (trainer.limit_train_batches=2, "
+            "trainer.limit_val_batches=2, trainer.limit_test_batches=1)") in text
+
+
+def test_model_summary_has_no_flops_of_its_own_under_ours(limited_run: tuple[Path, str]):
+    text = limited_run[1]
+    assert "model/gflops_per_view" in text and "Trainable params" in text
+    assert "Flops" not in text and "FLOPs" not in text
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+def test_a_missing_ckpt_path_is_named_with_the_checkpoints_beside_it(subcommand: str, limited_run: tuple[Path, str]):
+    mistyped = limited_run[0].with_name("lats.ckpt")
+    with pytest.raises(FileNotFoundError, match=rf"--ckpt_path {mistyped}: no such file; checkpoints in .*last\.ckpt"):
+        main([subcommand, "--ckpt_path", str(mistyped)])
+
+
+@contextmanager
+def _captured_info() -> Iterator[io.StringIO]:
+    """Everything logged at INFO by Lightning and by this project's rank-zero messages."""
+    text, handler = io.StringIO(), logging.StreamHandler()
+    handler.stream = text
+    loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_video", "lightning.pytorch")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield text
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)

@@ -88,6 +88,8 @@ def test_the_fit_takes_its_schedule_length_from_max_steps():
     seen = fit_lrs(max_epochs=-1, max_steps=10)  # 10 steps, warmup clamped to 9 steps
     assert seen == pytest.approx([old_schedule(step, 10, 9, 0.1) for step in range(10)], abs=1e-12)
 
+EVALUATE = ["--data.num_workers", "0", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false"]
+
 
 # Loud failures instead of meaningless numbers.
 
@@ -139,3 +141,29 @@ def _captured_info() -> Iterator[io.StringIO]:
     finally:
         for logger in loggers:
             logger.removeHandler(handler)
+
+
+# Outputs where people look.
+
+def test_test_writes_beside_the_checkpoints_run_with_its_data_root_and_says_where(limited_run: tuple[Path, str]):
+    checkpoint = limited_run[0]
+    with _captured_info() as text:
+        cli = main(["test", "--ckpt_path", str(checkpoint), *EVALUATE])  # no data.root: the checkpoint's
+    metrics = checkpoint.parents[1] / "test/version_0/metrics.csv"
+    assert f"test metrics: {metrics}" in text.getvalue()
+    assert "test/video_top1" in metrics.read_text().splitlines()[0]
+    assert cli.trainer.callback_metrics["test/videos"] == 4  # the motion task's test split
+
+
+def test_predict_writes_to_a_stated_out_folder(limited_run: tuple[Path, str], motion_root: Path, tmp_path: Path):
+    out = tmp_path / "mine"
+    with _captured_info() as text:
+        main(["predict", "--ckpt_path", str(limited_run[0]), "--data.path", str(motion_root / "test"), "--out",
+              str(out), *EVALUATE])
+    assert f"{out / 'predictions.csv'}" in text.getvalue()
+    assert len((out / "predictions.csv").read_text().splitlines()) == 1 + 4 * 2  # 4 videos × top-2 of 2 classes
+
+
+def test_predict_writes_beside_the_checkpoints_run(limited_run: tuple[Path, str], motion_root: Path):
+    main(["predict", "--ckpt_path", str(limited_run[0]), "--data.path", str(motion_root / "test"), *EVALUATE])
+    assert (limited_run[0].parents[1] / "predict/version_0/predictions.json").is_file()

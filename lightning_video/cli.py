@@ -241,9 +241,9 @@ def _trained_data_root(checkpoint: dict) -> dict[str, Any]:
 
 
 def _write_beside_checkpoint(config: Namespace, subcommand: str) -> None:
-    """The default CSV logger of `test`/`predict` (and so `predictions.csv`) writes to `--out`, or to `<run>/<subcommand>/version_N` of the
-    `--ckpt_path` checkpoint's run, where its training logs are, rather than to a new `runs/lightning_logs/version_N`.
-    A logger given in the config or on the command line is left as it is."""
+    """The default CSV logger of `test`/`predict` (and so `predictions.csv`) writes to `--out`, or to
+    `<run>/<subcommand>/version_N` of the `--ckpt_path` checkpoint's run, where its training logs are, rather than to
+    a new `runs/lightning_logs/version_N`. A logger given in the config or on the command line is left as it is."""
     logger = config.trainer.get("logger")
     if not isinstance(logger, Namespace) or logger.get("class_path") != DEFAULT_LOGGER["class_path"]:
         return

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from jsonargparse import lazy_instance
-from lightning_utilities.core.rank_zero import rank_zero_info, rank_zero_warn
+from lightning_utilities.core.rank_zero import rank_zero_info
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from lightning_video.data.clip_settings import ClipSettings

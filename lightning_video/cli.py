@@ -12,7 +12,9 @@ terminal or a batch job, and its config saved with its logs and inside its check
 the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and
 `predict --ckpt_path CKPT` rebuild the model and its clip settings from the checkpoint alone (`rebuild.saved_run`),
 but an option given on the command line or in a `--config` file wins;
-`predict --data.path VIDEO_OR_FOLDER` writes each video's top-5 labels (`predictions.PredictionWriter`).
+`predict --data.path VIDEO_OR_FOLDER` writes each video's top-5 labels (`predictions.PredictionWriter`). Their logs
+and outputs go beside the checkpoint's run (`<run>/test/version_N`, `<run>/predict/version_N`) or to `--out`, and
+`test`/`validate` reuse the checkpoint's `data.root` when none is given and it still exists.
 
 Every checkpoint is written whole or not at all and carries a digest checked whenever it is read
 (`checkpoint_io.CrashSafeCheckpointIO`, unless the trainer is given a CheckpointIO); `validate`, `test` and `predict`
@@ -30,9 +32,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import yaml
 from jsonargparse import Namespace
 from pytorch_lightning import Callback, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
@@ -47,8 +50,12 @@ from lightning_video.training.predictions import PredictionWriter
 from lightning_video.training.preemption import defer_slurm_requeue
 from lightning_video.training.progress import progress_bar
 from lightning_video.training.rebuild import saved_run
+from lightning_video.training.summary import SummaryWithoutFlops
 from lightning_video.training.runs import CONFIG_KEY, RunFiles, continue_metrics, read_checkpoint, resume_last_run, \
     run_dir, wandb_offline_unless_logged_in
+
+# `--ckpt_path` values that Lightning resolves itself rather than as a file
+LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
 
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
 
@@ -93,6 +100,10 @@ class VideoCLI(LightningCLI):
                                 help="After training, test the best checkpoint and print the video-level top-1.")
         if subcommand == "predict":
             parser.add_lightning_class_args(PredictionWriter, "predictions")
+        if subcommand in ("test", "predict"):
+            parser.add_argument("--out", type=str | None, default=None,
+                                help="Folder for the logs and outputs (default: beside the --ckpt_path checkpoint's "
+                                     "run, in <run>/test or <run>/predict).")
         return parser
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
@@ -107,8 +118,10 @@ class VideoCLI(LightningCLI):
         it is given."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand not in (None, "fit") else None
-        if not ckpt_path or not Path(ckpt_path).is_file():
+        if not ckpt_path or ckpt_path.split(":")[0] in LIGHTNING_CKPT_NAMES or "://" in ckpt_path:
             return
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such file{_checkpoints_beside(Path(ckpt_path))}")
         checkpoint = read_checkpoint(ckpt_path)
         class_names = checkpoint.get(VideoDataModule.__qualname__, {}).get("class_names")
         own_labels = _has_own_labels(self.config[subcommand].data)
@@ -120,6 +133,8 @@ class VideoCLI(LightningCLI):
         data = saved.clip_settings.data_arguments()
         if own_labels:
             del data["class_names"]
+        elif subcommand != "predict":  # predict reads data.path, the others the dataset the checkpoint was trained on
+            data.update(_trained_data_root(checkpoint))
         # the arguments parsed again over the checkpoint's settings rather than the defaults: each one given wins
         from_checkpoint = self.parser.parse_object({"subcommand": subcommand,
                                                     subcommand: {"model": saved.model, "data": data}}, defaults=False)
@@ -132,6 +147,8 @@ class VideoCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         if self.subcommand == "fit":
             resume_last_run(config)
+        if self.subcommand in ("test", "predict"):
+            _write_beside_checkpoint(config, self.subcommand)
         wandb_offline_unless_logged_in(config.trainer.logger)
 
     def _check_checkpoint_classes(self) -> None:
@@ -163,6 +180,9 @@ class VideoCLI(LightningCLI):
         if wants_progress and not any(isinstance(callback, ProgressBar) for callback in [*given, *callbacks]):
             callbacks.append(progress_bar())
         callbacks.append(ComputeMonitor())
+        if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):
+            callbacks.append(SummaryWithoutFlops())
+            config["enable_model_summary"] = False  # Lightning's own is replaced, without its message that it is
         plugins = config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         strategy_io = getattr(config.get("strategy"), "_checkpoint_io", None)  # Lightning refuses two
@@ -185,15 +205,66 @@ class VideoCLI(LightningCLI):
         best.save_last = False
         last.dirpath = best.dirpath
 
+    def after_test(self) -> None:
+        rank_zero_info(f"test metrics: {run_dir(self.trainer) / 'metrics.csv'}")
+
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit:
             return
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
         metrics = results[0] if results else {}
+        limited = _limited_batches(self.trainer)
+        caveat = f"\nnot a result: trained and tested on limited batches ({limited})" if limited else ""
         rank_zero_info(f"\ntest video top-1: {metrics.get('test/video_top1', float('nan')):.3f} over "
-                       f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'})\n"
+                       f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'}){caveat}\n"
                        f"logs, config and checkpoints: {run_dir(self.trainer)}")
+
+
+def _limited_batches(trainer: Trainer) -> str:
+    """The trainer settings that cut training or testing short (a smoke test, not a measurement), or ''."""
+    if trainer.fast_dev_run:
+        return f"trainer.fast_dev_run={trainer.fast_dev_run}"
+    limits = {key: getattr(trainer, key) for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches")}
+    return ", ".join(f"trainer.{key}={value}" for key, value in limits.items() if not (value == 1.0 and
+                                                                                        isinstance(value, float)))
+
+
+def _trained_data_root(checkpoint: dict) -> dict[str, Any]:
+    """The dataset a checkpoint was trained on (`data.root`, layout and fold), if its folder is still there."""
+    data = yaml.safe_load(checkpoint[CONFIG_KEY]).get("data") or {}
+    root = data.get("root")
+    if root is None or not Path(root).is_dir():
+        return {}
+    rank_zero_info(f"data.root {root} (data.dataset {data.get('dataset')}), as the checkpoint was trained on")
+    return {key: data[key] for key in ("root", "dataset", "fold") if key in data}
+
+
+def _write_beside_checkpoint(config: Namespace, subcommand: str) -> None:
+    """The default CSV logger of `test`/`predict` (and so `predictions.csv`) writes to `--out`, or to
+    `<run>/<subcommand>/version_N` of the `--ckpt_path` checkpoint's run, where its training logs are, rather than to
+    a new `runs/lightning_logs/version_N`. A logger given in the config or on the command line is left as it is."""
+    logger = config.trainer.get("logger")
+    if not isinstance(logger, Namespace) or logger.get("class_path") != DEFAULT_LOGGER["class_path"]:
+        return
+    if (logger.init_args.get("save_dir"), logger.init_args.get("name")) != (DEFAULT_LOGGER["init_args"]["save_dir"],
+                                                                           "lightning_logs"):
+        return
+    ckpt_path = config.get("ckpt_path")
+    if config.get("out"):  # the files in that folder itself
+        logger.init_args.save_dir, logger.init_args.name, logger.init_args.version = config.out, "", ""
+    elif ckpt_path and Path(ckpt_path).is_file():
+        checkpoint_folder = Path(ckpt_path).parent
+        run = checkpoint_folder.parent if checkpoint_folder.name == "checkpoints" else checkpoint_folder
+        logger.init_args.save_dir, logger.init_args.name = str(run), subcommand
+
+
+def _checkpoints_beside(missing: Path) -> str:
+    """The checkpoints in the missing file's folder (a mistyped name), or that the folder is missing too."""
+    if not missing.parent.is_dir():
+        return f" (its folder {missing.parent} does not exist either)"
+    found = sorted(path.name for path in missing.parent.glob("*.ckpt"))
+    return f"; checkpoints in {missing.parent}: {_listed(found)}" if found else f"; {missing.parent} has no .ckpt files"
 
 
 def _has_own_labels(data: Any) -> bool:

@@ -27,8 +27,7 @@ def test_fit_fast_dev_run_from_the_shipped_config(config: str, tmp_path: Path, c
 
 def test_fit_writes_logs_config_and_checkpoints(motion_root: Path, tmp_path: Path):
     main(["fit", "--config", CONFIG, *SMALL, "--data.root", str(motion_root), "--data.synthetic", "null",
-          "--trainer.max_epochs", "1", "--model.lr_scheduler.init_args.max_epochs", "1",
-          "--model.lr_scheduler.init_args.warmup_epochs", "0", "--trainer.log_every_n_steps", "1",
+          "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "1",
           "--trainer.logger.init_args.save_dir", str(tmp_path)])
     run = tmp_path / "synthetic_motion/version_0"
     assert (run / "config.yaml").is_file() and (run / "checkpoints/last.ckpt").is_file()

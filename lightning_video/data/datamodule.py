@@ -310,6 +310,13 @@ class VideoDataModule(pl.LightningDataModule):
         trainer = self.trainer
         world_size, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = TrainingSampler(self.datasets["train"], self.batch_size, self.seed, world_size, rank, self._start)
+        if sampler.num_samples < self.batch_size:  # Lightning would stop with "No training batches", then test
+            raise ValueError(
+                f"no training batch: the training split has {len(self.datasets['train'])} videos"
+                f"{f', {sampler.num_samples} per each of {world_size} processes' if world_size > 1 else ''}, fewer "
+                f"than data.batch_size={self.batch_size}, and training batches are full (drop_last=True, so that "
+                f"batch statistics and the lr per sample do not vary). Lower data.batch_size to at most "
+                f"{sampler.num_samples}, or add training videos")
         # Lightning warns on a mid-epoch resume unless the loader has a state_dict; the sampler resumes on its own
         warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended",
                                 PossibleUserWarning)

@@ -1,13 +1,14 @@
 """VideoClassifier: training, clip-level validation, video-level testing and prediction of a video transformer."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from jsonargparse import lazy_instance
-from lightning_utilities.core.rank_zero import rank_zero_info, rank_zero_warn
+from lightning_utilities.core.rank_zero import rank_zero_info
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from lightning_video.data.clip_settings import ClipSettings
@@ -16,6 +17,7 @@ from lightning_video.training.metrics import VideoPredictions, classification_me
 from lightning_video.models import VideoTransformer, load_pretrained
 from lightning_video.seeding import derived_seed, run_seed, seed_all
 from lightning_video.training.optim import parameter_groups
+from lightning_video.training.schedules import WarmupCosineLR
 
 SEED_KEY = "training_seed"
 CLIP_SETTINGS_KEY = "clip_settings"
@@ -32,7 +34,8 @@ class VideoClassifier(pl.LightningModule):
     Args:
         backbone: the video transformer (its `num_classes`, `num_frames` and `img_size` come from the data).
         optimizer: optimizer class and arguments, given the model parameters.
-        lr_scheduler: schedule, stepped once per epoch; None keeps the lr constant.
+        lr_scheduler: schedule, stepped once per epoch (`WarmupCosineLR` spans the trainer's length itself, per step
+            where training is in steps); None keeps the lr constant.
         label_smoothing: moves every training target towards 1/num_classes by this much.
         pretrained: weights to start the backbone from: a checkpoint file or an HF model directory, in any format
             `lightning_video.models.load_pretrained` reads (it adapts clip size and scheme, and logs a report).
@@ -166,11 +169,23 @@ class VideoClassifier(pl.LightningModule):
         if self.lr_scheduler is None:
             return {"optimizer": optimizer}
         scheduler = self.lr_scheduler(optimizer)
-        epochs = getattr(scheduler, "max_epochs", None)
-        if epochs is not None and epochs != self.trainer.max_epochs:
-            rank_zero_warn(f"the lr schedule spans {epochs} epochs but trainer.max_epochs={self.trainer.max_epochs}; "
-                           f"set model.lr_scheduler.init_args.max_epochs to match")
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        interval = "epoch"
+        if isinstance(scheduler, WarmupCosineLR):  # the trainer's length, set once: max_epochs or max_steps
+            interval = self._span_to_trainer(scheduler)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def _span_to_trainer(self, scheduler: WarmupCosineLR) -> str:
+        """Spread the schedule over the trainer's training: per epoch when it is given in epochs (the recipes'
+        schedule), else per optimizer step. Returns Lightning's stepping interval."""
+        trainer = self.trainer
+        if trainer.max_steps == -1 and not scheduler.per_step:
+            scheduler.span(trainer.max_epochs)
+            return "epoch"
+        total = trainer.estimated_stepping_batches
+        trainer.fit_loop.setup_data()  # what estimated_stepping_batches does, unless max_steps answered it first
+        steps_per_epoch = max(1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches))
+        scheduler.span(int(total), steps_per_epoch)
+        return "step"
 
 
 def _check_backbone_takes(backbone: VideoTransformer, clips: ClipSettings) -> None:

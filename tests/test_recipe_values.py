@@ -123,11 +123,10 @@ def xvit(config: str, shift_div: int, segment_frames: int | None, lr: Traced, we
         "model.no_weight_decay": T(False, "xv:slowfast/models/optimizer.py decays all but the biases of modules named *head*"),
         "model.lr_scheduler.class_path": T("lightning_video.training.schedules.WarmupCosineLR",
                                            f"{XV_PAPER} (cosine, linear warmup); {config} SOLVER.LR_POLICY"),
-        "model.lr_scheduler.init_args.max_epochs": epochs,
         "model.lr_scheduler.init_args.warmup_epochs": T(5, f"{config} SOLVER.WARMUP_EPOCHS"),
         "model.lr_scheduler.init_args.warmup_start_factor": T(warmup_from, f"{config} SOLVER.WARMUP_START_LR / "
                                                                            "SOLVER.BASE_LR"),
-        "trainer.max_epochs": epochs,
+        "trainer.max_epochs": epochs,  # the cosine schedule spans the trainer's length
         "global_batch.size": batch,
         "model.label_smoothing": label_smoothing,
         "model.mixing.mixup_alpha": mixup,

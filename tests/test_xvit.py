@@ -206,6 +206,25 @@ def test_ta_head_has_the_official_layout():
     assert model.temporal_head(torch.randn(2, 4, 32)).shape == (2, 32)
 
 
+def test_ta_head_and_its_classifier_keep_nn_linear_init_as_the_official_vithead():
+    """The official head initialises no Linear (uniform within 1/sqrt(fan_in), biases too); the backbone and the
+    other readouts' classifier keep timm's ViT init (std 0.02, zero bias)."""
+    torch.manual_seed(0)
+    model = VideoTransformer("xvit", **TINY, attention_options={"temporal": "ta"})
+    linears = [m for m in model.temporal_head.modules() if isinstance(m, torch.nn.Linear)] + [model.head]
+    assert len(linears) == 6  # qkv, proj, fc1, fc2 of the block; mlp_head.1; the classifier (official mlp_head.4)
+    for linear in linears:
+        bound = linear.in_features ** -0.5
+        assert linear.weight.abs().max() <= bound
+        assert linear.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.15)
+        if linear.bias is not None:
+            assert linear.bias.abs().max() <= bound and linear.bias.abs().max() > bound / 2
+    mean_readout = VideoTransformer("xvit", **TINY, attention_options={"temporal": "mean"})
+    assert mean_readout.head.weight.std().item() == pytest.approx(0.02, rel=0.15)
+    assert not mean_readout.head.bias.any()
+    assert model.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.15)
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"mix": "q"}, "kv, k, v, input, none"),
     ({"temporal": "lstm"}, "mean, ta, summary"),

@@ -14,6 +14,12 @@ class Readout(nn.Module):
     def read(self, cls: torch.Tensor, norm: nn.Module) -> torch.Tensor:
         raise NotImplementedError
 
+    def init_classifier(self, head: nn.Linear) -> None:
+        """Initialise the backbone's classifier `head`, which classifies what this readout reads: timm's ViT init
+        (truncated normal, std 0.02; zero bias), unless the official code of the readout's paper does otherwise."""
+        nn.init.trunc_normal_(head.weight, std=0.02)
+        nn.init.zeros_(head.bias)
+
 
 class ClsReadout(Readout):
     """The cls token, normed: the clip's one (TimeSformer) or, one per frame, their average before the norm (the

@@ -158,8 +158,7 @@ class VideoTransformer(nn.Module):
                 self.time_embed.copy_(sincos_embedding(self.num_frames, self.time_embed.shape[-1]))
         for block in self.blocks:
             block.init_weights()
-        nn.init.trunc_normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        self.temporal_head.init_classifier(self.head)
 
     def embed(self, video: torch.Tensor) -> torch.Tensor:
         """Patch tokens with cls token(s) and positional embeddings, in the layout the blocks expect."""

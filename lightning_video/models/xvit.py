@@ -107,7 +107,15 @@ class TemporalAttentionHead(Readout):
     (as there), then LayerNorm → Linear → GELU → Dropout on the cls output. Names follow the official ones
     (`cls_token`, `temporal_encoder.N`, `mlp_head.0/1`) so its weights load by name. Its LayerNorms, in the blocks
     and the MLP, have PyTorch's default eps 1e-5, as the official ones (the backbone's have 1e-6): with the other
-    eps the released weights give other logits, by up to 1% of their size where a feature's spread is small."""
+    eps the released weights give other logits, by up to 1% of their size where a feature's spread is small.
+
+    Its init is the official one too: `VitHead.__init__` (`slowfast/models/head_helper.py`) initialises nothing but
+    its zero `cls_token`, and `XVIT.__init__` (`video_model_builder.py`) builds it apart from the timm backbone whose
+    `apply(_init_weights)` sets the truncated-normal ViT init, so every Linear in it, the classifier `mlp_head.4`
+    included (`init_classifier`), keeps `nn.Linear`'s own (uniform, bound 1/sqrt(fan_in), bias too). This matters
+    beyond faithfulness: with the ViT init's std 0.02 instead, the head passes the backbone a gradient ten times
+    smaller, and kv mixing with the TA head stayed at chance on the synthetic `motion` task where with this init it
+    learns (docs/results/tables.md, the X-ViT table)."""
 
     def __init__(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float, layers: int) -> None:
         super().__init__()
@@ -116,10 +124,6 @@ class TemporalAttentionHead(Readout):
         self.temporal_encoder = nn.ModuleList(Block(dim, num_heads, grid, mlp_ratio=mlp_ratio, qkv_bias=False,
                                                     norm_eps=HEAD_NORM_EPS) for _ in range(layers))
         self.mlp_head = nn.Sequential(layer_norm(dim, HEAD_NORM_EPS), nn.Linear(dim, dim), nn.GELU(), nn.Dropout(drop))
-        for block in self.temporal_encoder:
-            block.init_weights()
-        nn.init.trunc_normal_(self.mlp_head[1].weight, std=0.02)
-        nn.init.zeros_(self.mlp_head[1].bias)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """`[B, T, D]` normed per-frame cls features -> `[B, D]`."""
@@ -130,6 +134,10 @@ class TemporalAttentionHead(Readout):
 
     def read(self, cls: torch.Tensor, norm: nn.Module) -> torch.Tensor:
         return self(norm(cls))
+
+    def init_classifier(self, head: nn.Linear) -> None:
+        """`head` is the official `mlp_head.4`, which, as every Linear of the head, keeps `nn.Linear`'s own init."""
+        head.reset_parameters()
 
 
 def _is_count(value: object) -> bool:

@@ -8,7 +8,7 @@ before the first step.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,16 @@ class Problems:
         if not parsed:
             self.add(path, "", "", "is empty", fix)
         return parsed
+
+    def entries(self, path: Path, keys: tuple[str, str], fix: str) -> Iterator[tuple[int, dict]]:
+        """(entry number from 1, entry) of a JSON list of objects, each holding both `keys`; others are noted."""
+        listed = f"{fix} (a list of {{{keys[0]}, {keys[1]}, ...}})"
+        for number, entry in enumerate(self.json(path, list, listed), start=1):
+            if isinstance(entry, dict) and set(keys) <= entry.keys():
+                yield number, entry
+            else:
+                self.add(path, f"entry {number}", json.dumps(entry)[:80], f"needs both `{keys[0]}` and `{keys[1]}`",
+                         fix)
 
     def class_index(self, value: object, file: Path, where: str, classes: int | None, named_in: str) -> int | None:
         """`value` as a class index below `classes` (the count of the names in `named_in`; None: not known yet, only

@@ -11,7 +11,6 @@ in the list, so that training skips and counts it and `check-data` reports it.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,12 +172,7 @@ def read_ssv2(root: Path, split: str, fold: int, problems: Problems) -> VideoLis
                                                                 f"templates, not 0 to {len(label_of) - 1} once each",
                      AS_PUBLISHED)
     found, videos = _index(folder), []
-    for number, entry in enumerate(problems.json(table, list, AS_PUBLISHED + " (a list of {id, template, ...})"),
-                                   start=1):
-        if not isinstance(entry, dict) or not {"id", "template"} <= entry.keys():
-            problems.add(table, f"entry {number}", json.dumps(entry)[:80], "needs both `id` and `template`",
-                         AS_PUBLISHED)
-            continue
+    for number, entry in problems.entries(table, ("id", "template"), AS_PUBLISHED):
         template = str(entry["template"]).replace("[", "").replace("]", "")
         if template not in label_of:
             problems.add(table, f"entry {number}", entry["template"], f"is not a template of {labels_file}",
@@ -272,12 +266,7 @@ def read_diving48(root: Path, split: str, fold: int, problems: Problems) -> Vide
     vocab = problems.json(vocab_file, list, AS_PUBLISHED + " (a list of [takeoff, somersaults, twists, flight])")
     table = _need(root / f"Diving48_V2_{'train' if split == 'train' else 'test'}.json", root, "diving48")
     videos = []
-    for number, entry in enumerate(problems.json(table, list, AS_PUBLISHED + " (a list of {vid_name, label, ...})"),
-                                   start=1):
-        if not isinstance(entry, dict) or not {"vid_name", "label"} <= entry.keys():
-            problems.add(table, f"entry {number}", json.dumps(entry)[:80], "needs both `vid_name` and `label`",
-                         AS_PUBLISHED)
-            continue
+    for number, entry in problems.entries(table, ("vid_name", "label"), AS_PUBLISHED):
         label = problems.class_index(entry["label"], table, f"entry {number}", len(vocab) or None, str(vocab_file))
         if label is not None:
             videos.append((str(root / "rgb" / f"{entry['vid_name']}.mp4"), label))

@@ -40,6 +40,7 @@ from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCL
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
+from lightning_video.commands import EXTRA_COMMANDS, run_extra_command
 from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.training.checkpoint_io import CrashSafeCheckpointIO
 from lightning_video.training.global_batch import GlobalBatch
@@ -278,12 +279,10 @@ def _listed(names: list[str], limit: int = 8) -> str:
 
 
 def main(args: list[str] | None = None) -> VideoCLI | None:
-    """`check-data` is a data command beside LightningCLI's fit/validate/test/predict; the rest is LightningCLI."""
+    """The commands of `commands.EXTRA_COMMANDS` (check-data, ...) beside LightningCLI's fit/validate/test/predict."""
     given = sys.argv[1:] if args is None else args
-    if given[:1] == ["check-data"]:
-        from lightning_video.check_data import main as check_data
-
-        sys.exit(check_data(given[1:]))
+    if given[:1] and given[0] in EXTRA_COMMANDS:
+        sys.exit(run_extra_command(given[0], given[1:]))
     # auto_configure_optimizers off: the module's own `optimizer` and `lr_scheduler` arguments are the config keys.
     return VideoCLI(VideoClassifier, VideoDataModule, args=args, parser_class=VideoArgumentParser,
                     save_config_callback=RunFiles,

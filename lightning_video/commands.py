@@ -1,0 +1,19 @@
+"""The commands beside LightningCLI's fit/validate/test/predict, each a module with `main(args) -> exit status`.
+
+One table, so `lightning-video --help` can list them and `cli.main` can dispatch to them without importing any
+until it is called (each pulls in what only it needs).
+"""
+from __future__ import annotations
+
+import importlib
+
+# command -> (module whose `main(args: list[str]) -> int` runs it, one line for `--help`)
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "check-data": ("lightning_video.check_data", "decode every video of a dataset and report the unreadable ones"),
+}
+
+
+def run_extra_command(name: str, args: list[str]) -> int:
+    """Run `name` with its arguments and return its exit status."""
+    module, _ = EXTRA_COMMANDS[name]
+    return importlib.import_module(module).main(args)

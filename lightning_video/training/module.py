@@ -15,6 +15,7 @@ from lightning_video.data.clip_settings import ClipSettings
 from lightning_video.training.losses import Mixing, classification_loss
 from lightning_video.training.metrics import VideoPredictions, classification_metrics
 from lightning_video.models import VideoTransformer, load_pretrained
+from lightning_video.models.resize import Resize
 from lightning_video.seeding import derived_seed, run_seed, seed_all
 from lightning_video.training.optim import parameter_groups
 from lightning_video.training.schedules import WarmupCosineLR
@@ -39,6 +40,8 @@ class VideoClassifier(pl.LightningModule):
         label_smoothing: moves every training target towards 1/num_classes by this much.
         pretrained: weights to start the backbone from: a checkpoint file or an HF model directory, in any format
             `lightning_video.models.load_pretrained` reads (it adapts clip size and scheme, and logs a report).
+        pretrained_resize: how `pretrained` embeddings of another frame size or frame count are fitted: "smooth" or
+            "official" (what the official code of the model's paper does; see `load_pretrained`'s `resize`).
         multi_label: labels are multi-hot `[B, num_classes]` (e.g. Charades): sigmoid outputs, binary cross-entropy
             and mAP instead of softmax, cross-entropy and accuracy.
         mixing: Mixup / CutMix of training batches (off by default).
@@ -52,7 +55,7 @@ class VideoClassifier(pl.LightningModule):
     def __init__(self, backbone: VideoTransformer = lazy_instance(VideoTransformer),
                  optimizer: OptimizerCallable = torch.optim.AdamW,
                  lr_scheduler: LRSchedulerCallable | None = None, label_smoothing: float = 0.0,
-                 pretrained: str | None = None, multi_label: bool = False, mixing: Mixing = Mixing(),
+                 pretrained: str | None = None, pretrained_resize: Resize = "smooth", multi_label: bool = False, mixing: Mixing = Mixing(),
                  no_weight_decay: bool = True, compile: bool = False,
                  clip_settings: ClipSettings | None = None) -> None:
         super().__init__()
@@ -61,7 +64,7 @@ class VideoClassifier(pl.LightningModule):
         self.backbone = backbone
         self.clip_settings = clip_settings
         if pretrained:
-            rank_zero_info(load_pretrained(backbone, pretrained).summary())
+            rank_zero_info(load_pretrained(backbone, pretrained, resize=pretrained_resize).summary())
         if compile:
             backbone.compile()
         self.optimizer = optimizer

@@ -49,16 +49,18 @@ def read_official(root: Path, split: str, table: Path, train_table: Path, proble
     """The videos `table` lists that are on disk under the split's folder (or, for Kinetics-400, its replacement
     folder, whose files replace corrupted originals and so are taken first), labelled by the sorted class names of
     `train_table`; the others in `VideoList.missing`."""
-    names_problems = problems if table == train_table else Problems()  # reported when the train split is read
-    classes = sorted({row["label"] for _, row in _rows(train_table, names_problems, need_label=True)} - {""})
-    label_of = {name: label for label, name in enumerate(classes)}
     labelled = "label" in _header(table)
+    rows = _rows(table, problems, need_label=labelled)
+    # the train CSV's own problems are reported when the train split is read
+    train_rows = rows if table == train_table else _rows(train_table, Problems(), need_label=True)
+    classes = sorted({row["label"] for _, row in train_rows} - {""})
+    label_of = {name: label for label, name in enumerate(classes)}
     folders = [root / name for name in FOLDER_NAMES[split] if (root / name).is_dir()]
     found = video_index([root / REPLACEMENT_FOLDER, *folders])
     split_folder = folders[0] if folders else root / split
     nested = split_folder.is_dir() and any(entry.is_dir() for entry in os.scandir(split_folder))
     videos, missing = [], []
-    for number, row in _rows(table, problems, need_label=labelled):
+    for number, row in rows:
         name = _video_name(row, table, number, problems)
         label = label_of.get(row["label"]) if labelled else UNLABELLED
         if label is None and row["label"]:
@@ -84,17 +86,20 @@ def _header(table: Path) -> list[str]:
 
 
 def _rows(table: Path, problems: Problems, need_label: bool) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) of an official CSV; a missing column, an empty file or an empty label is noted."""
+    """(line number, row) of an official CSV, with the columns read (`label` where there is one, and ID_COLUMNS); a
+    missing column, an empty file or an empty label is noted."""
     with table.open(newline="") as file:
-        reader = csv.DictReader(file)
+        reader = csv.reader(file)
+        header = [name.strip() for name in next(reader, [])]
         needed = set(ID_COLUMNS) | ({"label"} if need_label else set())
-        absent = needed - set(reader.fieldnames or ())
-        if absent:
-            problems.add(table, "line 1", ",".join(reader.fieldnames or ()),
+        if not needed <= set(header):
+            absent = needed - set(header)
+            problems.add(table, "line 1", ",".join(header),
                          f"lacks the column{'s' if len(absent) > 1 else ''} {', '.join(sorted(absent))}", AS_PUBLISHED)
             return []
-        rows = [(reader.line_num, {key: (value or "").strip() for key, value in row.items() if key})
-                for row in reader]
+        columns = [(name, header.index(name)) for name in ("label", *ID_COLUMNS) if name in header]
+        rows = [(reader.line_num, {name: fields[index].strip() if index < len(fields) else ""
+                                   for name, index in columns}) for fields in reader if fields]
     if not rows:
         problems.add(table, "", "", "lists no videos", AS_PUBLISHED)
     for number, row in rows:

@@ -72,7 +72,8 @@ def audit(data: VideoDataModule, workers: int) -> dict:
     frames_needed = frames_per_clip(data)
     decoded = dict(zip(paths, decode_all(paths, workers)))
     unreadable = {path: reason for path, (reason, _) in decoded.items() if reason is not None}
-    too_short = {path: frames for path, (reason, frames) in decoded.items() if reason is None and frames < frames_needed}
+    too_short = {path: frames for path, (reason, frames) in decoded.items()
+                 if reason is None and frames < frames_needed}
     missing = {split: videos.missing + [path for path in used[split] if not Path(path).exists()]
                for split, videos in lists.items()}
     for split, videos in lists.items():

@@ -81,14 +81,14 @@ def read_official(root: Path, split: str, table: Path, train_table: Path, proble
 
 
 def _header(table: Path) -> list[str]:
-    with table.open(newline="") as file:
+    with table.open(newline="", encoding="utf-8-sig") as file:  # a BOM would hide `label`
         return next(csv.reader(file), [])
 
 
 def _rows(table: Path, problems: Problems, need_label: bool) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) of an official CSV, with the columns read (`label` where there is one, and ID_COLUMNS); a
     missing column, an empty file or an empty label is noted."""
-    with table.open(newline="") as file:
+    with table.open(newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file)
         header = [name.strip() for name in next(reader, [])]
         needed = set(ID_COLUMNS) | ({"label"} if need_label else set())

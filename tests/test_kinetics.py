@@ -133,7 +133,8 @@ def test_fit_test_and_predict_through_the_cli(layout: str, tmp_path: Path, caplo
     out = tmp_path / "predictions"
     main(["predict", "--ckpt_path", str(run / "checkpoints/last.ckpt"), "--data.root", str(unlabelled),
           "--data.dataset", "kinetics", "--data.num_workers", "0", "--predictions.output_dir", str(out),
-          "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"])
+          "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar",
+          "false"])
     predicted = json.loads((out / "predictions.json").read_text())
     assert sorted(Path(result["video"]).name for result in predicted) == sorted(
         published.kinetics_file_name(youtube, start, end) for _, youtube, start, end, _ in published.KINETICS_TEST)

@@ -194,3 +194,74 @@ def diving48(root: Path) -> Path:
         for name, _ in videos:
             write_video(root / "rgb" / f"{name}.mp4")
     return root
+
+
+# Kinetics as the official download scripts leave it. Labels are class names, listed unsorted (label i is the i-th in
+# sorted order); each row says what is on disk: "ok", "missing", "short" (3 frames, less than a 4 × 2 clip),
+# "unreadable" (not a video), "replacement" (only in CVDF's replacement folder) or "corrupted" (unreadable in the split
+# folder, whole in the replacement folder). One id holds `_` and `-`; `abcdefghij1` is in train and test.
+KINETICS_CLASS_NAMES = ("zumba", "abseiling", "air drumming")
+KINETICS_TRAIN = [("zumba", "zumbazumba1", 0, 10, "ok"), ("abseiling", "-_aB3-x_9Zq", 0, 10, "ok"),
+                  ("abseiling", "abcdefghij1", 5, 15, "ok"), ("air drumming", "airdrum0001", 10, 20, "ok"),
+                  ("zumba", "zumbazumba2", 3, 13, "missing"), ("abseiling", "shortvid001", 0, 10, "short"),
+                  ("air drumming", "replaced001", 0, 10, "replacement"),
+                  ("zumba", "corrupted01", 0, 10, "corrupted")]
+KINETICS_VAL = [("abseiling", "valvideo001", 0, 10, "ok"), ("air drumming", "valvideo002", 0, 10, "ok"),
+                ("zumba", "valvideo003", 0, 10, "ok"), ("zumba", "brokenvid01", 0, 10, "unreadable"),
+                ("air drumming", "valmissing1", 0, 10, "missing")]
+KINETICS_TEST = [("abseiling", "testvideo01", 0, 10, "ok"), ("air drumming", "testvideo02", 0, 10, "ok"),
+                 ("zumba", "testvideo03", 0, 10, "ok"), ("abseiling", "abcdefghij1", 20, 30, "ok")]
+KINETICS_HEADER = ["label", "youtube_id", "time_start", "time_end", "split"]
+
+
+def kinetics_file_name(youtube_id: str, start: int, end: int) -> str:
+    return f"{youtube_id}_{start:06d}_{end:06d}.mp4"
+
+
+def _kinetics_split(table: Path, split: str, rows: list, folder_of: callable, labelled: bool = True,
+                    is_cc: bool = False) -> None:
+    """The split's official CSV (`split` column as published: train, val or test) and its videos, each written where
+    `folder_of(label, state)` says (None: nowhere)."""
+    table.parent.mkdir(parents=True, exist_ok=True)
+    header = KINETICS_HEADER[0 if labelled else 1:] + (["is_cc"] if is_cc else [])
+    with table.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        for label, youtube_id, start, end, state in rows:
+            writer.writerow(([label] if labelled else []) + [youtube_id, start, end, split] + ([0] if is_cc else []))
+            folder = folder_of(label, state)
+            if folder is None:
+                continue
+            path = folder / kinetics_file_name(youtube_id, start, end)
+            if state in ("unreadable", "corrupted"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)  # a torn download
+            else:
+                write_video(path, frames=3 if state == "short" else FRAMES)
+
+
+def kinetics_cvdf(root: Path) -> Path:
+    """CVDF's Kinetics-400: `annotations/{train,val,test}.csv` (with `is_cc`), flat `{train,val,test}/` folders and
+    `replacement/replacement_for_corrupted_k400/`."""
+    replacement = root / "replacement/replacement_for_corrupted_k400"
+    for split, rows in (("train", KINETICS_TRAIN), ("val", KINETICS_VAL), ("test", KINETICS_TEST)):
+        _kinetics_split(root / f"annotations/{split}.csv", split, rows,
+                        lambda label, state, split=split: None if state in ("missing", "replacement") else root / split,
+                        is_cc=True)
+        for label, youtube_id, start, end, state in rows:
+            if state in ("replacement", "corrupted"):
+                write_video(replacement / kinetics_file_name(youtube_id, start, end))
+    return root
+
+
+def kinetics_crawler(root: Path, test_labels: bool = True) -> Path:
+    """The crawler's layout: DeepMind's `train.csv`, `validate.csv` and `test.csv` in `root`, the videos in
+    `<split>/<label>/` (the label with its spaces); without `test_labels`, the crawler-era test CSV (no `label`
+    column), whose videos the crawler writes to `test/test/`. No replacement folder: those videos are missing."""
+    for split, table, rows in (("train", "train.csv", KINETICS_TRAIN), ("val", "validate.csv", KINETICS_VAL),
+                               ("test", "test.csv", KINETICS_TEST)):
+        labelled = test_labels or split != "test"
+        _kinetics_split(root / table, split, rows, lambda label, state, split=split, labelled=labelled:
+                        None if state in ("missing", "replacement") else
+                        root / split / (label if labelled else "test"), labelled=labelled)
+    return root

@@ -70,8 +70,9 @@ class VideoDataModule(pl.LightningDataModule):
 
     Args:
         root: dataset folder, in the layout of `dataset`; fit, validate and test need it.
-        dataset: its layout: "csv", "folder" (one folder per class) or "kinetics" (either), "ssv2", "ucf101",
-            "hmdb51", "charades" (multi-label) or "diving48"; the error for a missing file describes the layout.
+        dataset: its layout: "csv", "folder" (one folder per class), "kinetics" (the official CSVs as CVDF or the
+            crawler lay them out, or either of the two before), "ssv2", "ucf101", "hmdb51", "charades"
+            (multi-label) or "diving48"; the error for a missing file describes the layout.
         fold: the official train/test split of UCF101 and HMDB51 (1, 2 or 3).
         num_frames: frames per clip (linked to the model's `num_frames`).
         sampling_rate: one frame in `sampling_rate` of the video (unused by segment sampling).
@@ -251,8 +252,12 @@ class VideoDataModule(pl.LightningDataModule):
         if model is not None and getattr(model, "multi_label", self.multi_label) != self.multi_label:
             raise ValueError(f"data.dataset={self.dataset} has {'multi-hot' if self.multi_label else 'single'} labels "
                              f"but model.multi_label={model.multi_label}: set model.multi_label={self.multi_label}")
-        if stage in STAGE_SPLITS:
-            self._read(STAGE_SPLITS[stage])  # every problem of the stage's annotation files, before its first step
+        if stage in STAGE_SPLITS:  # every problem of the stage's annotation files, before its first step
+            for split, videos in zip(STAGE_SPLITS[stage], self._read(STAGE_SPLITS[stage])):
+                if not videos.labelled:
+                    raise ValueError(f"the {split} split of {self.root} was published without labels, so {stage} "
+                                     f"cannot score it; predict its videos instead (`predict --data.root "
+                                     f"{self.root}` without data.path)")
         views = dict(clips_per_video=self.test_clips, crops_per_video=self.test_crops)
         clip = dict(num_frames=self.num_frames, sampling_rate=self.sampling_rate, sampling=self.sampling,
                     cache_frames=self.cache_frames)
@@ -270,9 +275,13 @@ class VideoDataModule(pl.LightningDataModule):
                                                         transform=self.evaluation_transform, train=False)
 
     def _videos_to_predict(self) -> list[tuple[str, int]]:
-        """(path, -1) for the video at `path` or each video file under it (-1: no label)."""
+        """(path, -1) for the video at `path` or each video file under it, else for the test split of `root`
+        (Kinetics' crawler-era test set has no labels) (-1: no label)."""
+        if self.path is None and self.root is not None:
+            return [(path, -1) for path, _ in self.videos("test")]
         if self.path is None:
-            raise ValueError("predict needs data.path: a video file or a folder of videos")
+            raise ValueError("predict needs data.path (a video file or a folder of videos) or data.root (its test "
+                             "split is predicted)")
         path = Path(self.path)
         if not path.exists():
             raise FileNotFoundError(f"data.path {path} does not exist")

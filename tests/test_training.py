@@ -106,6 +106,18 @@ def test_norms_biases_and_embeddings_get_no_weight_decay():
     assert len(everything["params"]) == len(list(backbone.parameters()))
 
 
+def test_a_list_of_name_patterns_exempts_exactly_what_it_matches():
+    """The official X-ViT's rule: every parameter decays but the biases of its head modules."""
+    model = VideoClassifier(tiny_backbone(attention="xvit", attention_options={"temporal": "ta"}))
+    decay, no_decay = parameter_groups(model, ["backbone.head.bias", "backbone.temporal_head.mlp_head.*.bias"])
+    names = {id(param): name for name, param in model.named_parameters()}
+    assert sorted(names[id(param)] for param in no_decay["params"]) == [
+        "backbone.head.bias", "backbone.temporal_head.mlp_head.0.bias", "backbone.temporal_head.mlp_head.1.bias"]
+    assert len(decay["params"]) + 3 == len(list(model.parameters()))
+    with pytest.raises(ValueError, match=r"model.no_weight_decay: backbone.heads.bias match no parameter; names look"):
+        parameter_groups(model, ["backbone.heads.bias"])
+
+
 def test_the_optimizer_gets_the_groups():
     model = VideoClassifier(tiny_backbone(), optimizer=lambda params: torch.optim.SGD(params, lr=0.1,
                                                                                       weight_decay=1e-4))

@@ -45,7 +45,8 @@ class VideoClassifier(pl.LightningModule):
         multi_label: labels are multi-hot `[B, num_classes]` (e.g. Charades): sigmoid outputs, binary cross-entropy
             and mAP instead of softmax, cross-entropy and accuracy.
         mixing: Mixup / CutMix of training batches (off by default).
-        no_weight_decay: exempt norms, biases and the token and position embeddings from weight decay (`optim`).
+        no_weight_decay: exempt norms, biases and the token and position embeddings from weight decay, or, as a list
+            of name patterns (e.g. `backbone.head.bias`), exactly the parameters they match (`optim.parameter_groups`).
         compile: `torch.compile` the backbone in place (its checkpoint names stay as they are). The first training
             and the first evaluation step each compile first: ~15 s for a tiny model on CPU, minutes at ViT-B.
         clip_settings: the clips the model takes and its class names (the CLI links them from the data); saved in
@@ -56,7 +57,7 @@ class VideoClassifier(pl.LightningModule):
                  optimizer: OptimizerCallable = torch.optim.AdamW,
                  lr_scheduler: LRSchedulerCallable | None = None, label_smoothing: float = 0.0,
                  pretrained: str | None = None, pretrained_resize: Resize = "smooth", multi_label: bool = False, mixing: Mixing = Mixing(),
-                 no_weight_decay: bool = True, compile: bool = False,
+                 no_weight_decay: bool | list[str] = True, compile: bool = False,
                  clip_settings: ClipSettings | None = None) -> None:
         super().__init__()
         if clip_settings is not None:

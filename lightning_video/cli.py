@@ -133,7 +133,7 @@ class VideoCLI(LightningCLI):
         saved = saved_run(checkpoint, ckpt_path)
         data = saved.clip_settings.data_arguments()
         if own_labels:
-            del data["class_names"]
+            del data["class_names"], data["heads"]
         elif subcommand != "predict":  # predict reads data.path, the others the dataset the checkpoint was trained on
             data.update(_trained_data_root(checkpoint))
         # the arguments parsed again over the checkpoint's settings rather than the defaults: each one given wins

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from lightning_video.data import epic_kitchens
 from lightning_video.data.annotations import Problems, spans
 
 SPLITS = ("train", "val", "test")
@@ -27,11 +28,13 @@ Label = int | torch.Tensor  # a class index, or a multi-hot float vector for mul
 @dataclass
 class VideoList:
     """A split's videos and the dataset's class names; `notes` say what was inferred rather than read (a csv
-    layout's class count without classes.txt), for the user to see."""
+    layout's class count without classes.txt), for the user to see. A dataset with several heads labels each video
+    with a class index per head (a tensor) and lists each head's class names in turn."""
 
     videos: list[tuple[str, Label]]
     classes: list[str]
     notes: list[str] = field(default_factory=list)
+    heads: dict[str, int] = field(default_factory=dict)  # several answers per video (see ClipSettings.heads)
 
 
 @dataclass(frozen=True)
@@ -300,4 +303,5 @@ LAYOUTS: dict[str, Layout] = {
     "diving48": Layout(read_diving48, "{root}/Diving48_vocab.json, {root}/Diving48_V2_train.json and "
                                       "{root}/Diving48_V2_test.json (lists of {{vid_name, label, ...}}) and the "
                                       "videos as {root}/rgb/<vid_name>.mp4"),
+    "epic_kitchens": Layout(epic_kitchens.read_epic_kitchens, epic_kitchens.EXPECTED, sampling="segments"),
 }

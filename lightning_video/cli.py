@@ -45,6 +45,7 @@ from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.training.checkpoint_io import CrashSafeCheckpointIO
 from lightning_video.training.global_batch import GlobalBatch
 from lightning_video.training.last_checkpoint import LastCheckpoint
+from lightning_video.training.metrics import JOINT
 from lightning_video.training.module import VideoClassifier
 from lightning_video.training.monitoring import ComputeMonitor
 from lightning_video.training.predictions import PredictionWriter
@@ -217,7 +218,9 @@ class VideoCLI(LightningCLI):
         metrics = results[0] if results else {}
         limited = _limited_batches(self.trainer)
         caveat = f"\nnot a result: trained and tested on limited batches ({limited})" if limited else ""
-        rank_zero_info(f"\ntest video top-1: {metrics.get('test/video_top1', float('nan')):.3f} over "
+        joint = f"test/video_{JOINT}_top1" in metrics  # a model with several heads: all of them right at once
+        top1 = metrics.get(f"test/video_{JOINT}_top1" if joint else "test/video_top1", float("nan"))
+        rank_zero_info(f"\ntest video {f'{JOINT} ' if joint else ''}top-1: {top1:.3f} over "
                        f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'}){caveat}\n"
                        f"logs, config and checkpoints: {run_dir(self.trainer)}")
 

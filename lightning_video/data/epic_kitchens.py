@@ -40,9 +40,13 @@ def annotation_file(root: Path, name: str) -> Path:
     return root / name if (root / name).is_file() else root / ANNOTATION_FOLDER / name
 
 
+def class_file(root: Path, head: str) -> Path:
+    return annotation_file(root, f"EPIC_100_{head}_classes.csv")
+
+
 def class_names(root: Path, head: str, problems: Problems) -> list[str]:
     """The `key` of each class id of `EPIC_100_<head>_classes.csv`, or "verb 0", "verb 1", ... without the file."""
-    size, file = HEADS[head], annotation_file(root, f"EPIC_100_{head}_classes.csv")
+    size, file = HEADS[head], class_file(root, head)
     if not file.is_file():
         return [f"{head} {index}" for index in range(size)]
     names: dict[int, str] = {}
@@ -53,7 +57,8 @@ def class_names(root: Path, head: str, problems: Problems) -> list[str]:
                          AS_PUBLISHED)
             return [f"{head} {index}" for index in range(size)]
         for row in rows:
-            index = problems.class_index(row["id"], file, f"line {rows.line_num}", size, f"the {size} {head} classes")
+            index = problems.class_index(row["id"], file, f"line {rows.line_num}", size, f"Epic-Kitchens-100's {head} "
+                                                                                         f"classes")
             if index is not None:
                 names[index] = row["key"]
     missing = sorted(set(range(size)) - names.keys())
@@ -89,7 +94,7 @@ def read_epic_kitchens(root: Path, split: str, fold: int, problems: Problems) ->
             return VideoList([], [name for names in heads.values() for name in names], heads=dict(HEADS))
         for row in rows:
             where = f"line {rows.line_num}"
-            label = [problems.class_index(row[f"{head}_class"], table, where, size, f"the {size} {head} classes")
+            label = [problems.class_index(row[f"{head}_class"], table, where, size, str(class_file(root, head)))
                      for head, size in HEADS.items()]
             frames = _frame_numbers(row, table, where, problems)
             if None in label or frames is None:

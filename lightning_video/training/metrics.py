@@ -14,7 +14,8 @@ JOINT = "action"  # the metrics of every head right at once: Epic-Kitchens' acti
 TOP_K = (1, 5)
 
 
-def classification_metrics(num_classes: int, multi_label: bool, heads: dict[str, int] | None = None) -> MetricCollection:
+def classification_metrics(num_classes: int, multi_label: bool,
+                           heads: dict[str, int] | None = None) -> MetricCollection:
     """`top1` and `top5` accuracy (micro: the share of samples right, the Kinetics convention) and
     `mean_class_accuracy` (each class counts the same); for multi-label data, `map` (mean over classes of the
     average precision, the Charades convention). A top-k with k at least the class count is left out: it is 1 by

@@ -123,3 +123,15 @@ def test_predict_writes_verb_noun_and_action(fitted: tuple[Path, Path], tmp_path
     rows = list(csv.DictReader(open(out / "predictions.csv")))
     assert [(row["head"], row["rank"]) for row in rows] == [(head, str(rank)) for head in ("verb", "noun", "action")
                                                             for rank in range(1, 6)]
+
+
+def test_a_segment_past_the_videos_end_is_unreadable_and_a_late_stop_is_clamped(tmp_path: Path):
+    root = published.epic_kitchens(tmp_path)
+    data = datamodule(root, test_clips=1)
+    data.setup("test")
+    dataset = data.datasets["test"]
+    video = str(root / "P01/videos/P01_01.MP4")
+    dataset.videos = [(VideoSegment(video, 14, 40), 0), (VideoSegment(video, 16, 20), 0)]  # the video has 16 frames
+    dataset.transform = lambda sample: sample
+    assert published.frame_numbers(dataset[0]["video"]) == [14, 14, 14, 15] and dataset[0]["valid"]
+    assert not dataset[1]["valid"]  # left out of the metrics and counted, as any unreadable video

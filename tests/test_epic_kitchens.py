@@ -50,9 +50,9 @@ def test_segments_of_long_videos_with_a_verb_and_a_noun(tmp_path: Path, store: s
            [(path.first, label.tolist()) for path, label in data.videos("val")] == [(6, [0, 3]), (1, [3, 2])]
 
 
-@pytest.mark.parametrize("store", ["videos", "frames"])
-def test_every_sampled_clip_lies_inside_its_segment(tmp_path: Path, store: str):
-    data = datamodule(published.epic_kitchens(tmp_path, store), test_clips=2)
+@pytest.mark.parametrize(("store", "sampling"), [("videos", "segments"), ("frames", "segments"), ("videos", "clip")])
+def test_every_sampled_clip_lies_inside_its_segment(tmp_path: Path, store: str, sampling: str):
+    data = datamodule(published.epic_kitchens(tmp_path, store), test_clips=2, sampling=sampling, sampling_rate=2)
     segments = [(path.first, path.last) for path, _ in data.videos("train")]
     data.setup("fit")
     data.setup("test")

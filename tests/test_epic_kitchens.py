@@ -112,7 +112,7 @@ def test_predict_writes_verb_noun_and_action(fitted: tuple[Path, Path], tmp_path
     out = tmp_path / "predictions"
     main(["predict", "--ckpt_path", str(run / "checkpoints/last.ckpt"), "--data.path", str(root / "P01/videos"),
           "--data.num_workers", "0", "--predictions.output_dir", str(out), "--trainer.logger", "false",
-          "--trainer.enable_progress_bar", "false"])
+          "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"])
     (result,) = json.loads((out / "predictions.json").read_text())
     assert result["video"] == str(root / "P01/videos/P01_01.MP4") and set(result) == {"video", "verb", "noun", "action"}
     verb, noun, action = result["verb"], result["noun"], result["action"]

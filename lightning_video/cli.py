@@ -45,6 +45,7 @@ from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.training.checkpoint_io import CrashSafeCheckpointIO
 from lightning_video.training.global_batch import GlobalBatch
 from lightning_video.training.last_checkpoint import LastCheckpoint
+from lightning_video.training.metrics import JOINT
 from lightning_video.training.module import VideoClassifier
 from lightning_video.training.monitoring import ComputeMonitor
 from lightning_video.training.predictions import PredictionWriter
@@ -133,7 +134,7 @@ class VideoCLI(LightningCLI):
         saved = saved_run(checkpoint, ckpt_path)
         data = saved.clip_settings.data_arguments()
         if own_labels:
-            del data["class_names"]
+            del data["class_names"], data["heads"]
         elif subcommand != "predict":  # predict reads data.path, the others the dataset the checkpoint was trained on
             data.update(_trained_data_root(checkpoint))
         # the arguments parsed again over the checkpoint's settings rather than the defaults: each one given wins
@@ -217,7 +218,9 @@ class VideoCLI(LightningCLI):
         metrics = results[0] if results else {}
         limited = _limited_batches(self.trainer)
         caveat = f"\nnot a result: trained and tested on limited batches ({limited})" if limited else ""
-        rank_zero_info(f"\ntest video top-1: {metrics.get('test/video_top1', float('nan')):.3f} over "
+        joint = f"test/video_{JOINT}_top1" in metrics  # a model with several heads: all of them right at once
+        top1 = metrics.get(f"test/video_{JOINT}_top1" if joint else "test/video_top1", float("nan"))
+        rank_zero_info(f"\ntest video {f'{JOINT} ' if joint else ''}top-1: {top1:.3f} over "
                        f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'}){caveat}\n"
                        f"logs, config and checkpoints: {run_dir(self.trainer)}")
 

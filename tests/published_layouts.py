@@ -49,11 +49,12 @@ def write_video(path: Path, frames: int = FRAMES) -> Path:
     return path
 
 
-def write_frame_folder(folder: Path, frames: int = FRAMES) -> Path:
-    """A video as one JPEG per frame, named like the usual SSv2 frame extraction (`000001.jpg`, ...)."""
+def write_frame_folder(folder: Path, frames: int = FRAMES, name: str = "{:06d}.jpg") -> Path:
+    """A video as one JPEG per frame, named by `name` from frame number 1 (default: like the usual SSv2 frame
+    extraction, `000001.jpg`, ...)."""
     folder.mkdir(parents=True, exist_ok=True)
     for index, image in enumerate(grey_ramp(frames)):
-        Image.fromarray(image).save(folder / f"{index + 1:06d}.jpg", quality=100)
+        Image.fromarray(image).save(folder / name.format(index + 1), quality=100)
     return folder
 
 
@@ -264,4 +265,45 @@ def kinetics_crawler(root: Path, test_labels: bool = True) -> Path:
         _kinetics_split(root / table, split, rows, lambda label, state, split=split, labelled=labelled:
                         None if state in ("missing", "replacement") else
                         root / split / (label if labelled else "test"), labelled=labelled)
+    return root
+
+
+EPIC_FRAMES = 16  # the most frames the grey ramp tells apart: "long" videos of several overlapping actions
+EPIC_COLUMNS = ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
+                "stop_timestamp", "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun", "noun_class",
+                "all_nouns", "all_noun_classes"]
+# (narration id, start_frame, stop_frame, verb class, noun class): frame numbers count from 1, as the frames are named
+EPIC_TRAIN = [("P01_01_0", 1, 8, 0, 3), ("P01_01_1", 5, 12, 3, 2), ("P02_03_0", 3, 10, 3, 3),
+              ("P02_03_1", 9, 16, 0, 2)]
+EPIC_VALIDATION = [("P01_01_2", 7, 14, 0, 3), ("P02_03_2", 2, 9, 3, 2)]
+EPIC_VERBS, EPIC_NOUNS = {0: "take", 3: "open"}, {2: "plate", 3: "door"}
+
+
+def epic_kitchens(root: Path, store: str = "videos") -> Path:
+    """EPIC_100_{train,validation}.csv with the published columns, EPIC_100_{verb,noun}_classes.csv (97 and 300
+    classes) and two long videos whose actions overlap, as `<participant>/videos/<video_id>.MP4` (`store="videos"`)
+    or as frames `<participant>/rgb_frames/<video_id>/frame_%010d.jpg` (`store="frames"`)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for head, size, named in (("verb", 97, EPIC_VERBS), ("noun", 300, EPIC_NOUNS)):
+        with (root / f"EPIC_100_{head}_classes.csv").open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["id", "key", "instances", "category"])
+            for index in range(size):
+                key = named.get(index, f"{head}{index}")
+                writer.writerow([index, key, str([key]), "kitchen"])
+    for name, actions in (("EPIC_100_train.csv", EPIC_TRAIN), ("EPIC_100_validation.csv", EPIC_VALIDATION)):
+        with (root / name).open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(EPIC_COLUMNS)
+            for narration_id, start, stop, verb, noun in actions:
+                video_id = narration_id.rsplit("_", 1)[0]
+                verb_name, noun_name = EPIC_VERBS[verb], EPIC_NOUNS[noun]
+                times = [f"00:00:{frame / 10:05.2f}" for frame in (start, start, stop)]
+                writer.writerow([narration_id, video_id[:3], video_id, *times, start, stop, f"{verb_name} {noun_name}",
+                                 verb_name, verb, noun_name, noun, str([noun_name]), str([noun])])
+    for video_id in ("P01_01", "P02_03"):
+        if store == "frames":
+            write_frame_folder(root / video_id[:3] / "rgb_frames" / video_id, EPIC_FRAMES, "frame_{:010d}.jpg")
+        else:
+            write_mp4(root / video_id[:3] / "videos" / f"{video_id}.MP4", grey_ramp(EPIC_FRAMES), fps=10)
     return root

@@ -21,8 +21,8 @@ from pathlib import Path
 from experiments.tables.provenance import git_commit, hardware, utc_now
 from experiments.tables.table import Row
 
-METRICS = {"params_M": "model/params_M", "gflops_per_view": "model/gflops_per_view", "top1": "test/video_top1",
-           "top5": "test/video_top5"}
+METRICS = {"params_M": "model/params_M", "gflops_per_view": "model/gflops_per_view", "top1": "test/video_top1"}
+TOP5 = "test/video_top5"  # not logged for a task of 5 classes or fewer, where it is 1 by construction
 
 
 @dataclass
@@ -32,7 +32,7 @@ class RowResult:
     params_M: float
     gflops_per_view: float
     top1: float
-    top5: float
+    top5: float | None  # None: the task has too few classes for a top-5
     wall_s: float
     log_dir: str
     # Provenance for the results index; empty in rows written before it was recorded.
@@ -96,8 +96,8 @@ def run_row(config: str, row: Row, seed: int, overrides: list[str], out: Path, t
     if missing:
         raise RuntimeError(f"row {row.setting!r} (seed {seed}) logged no {', '.join(missing)} in "
                            f"{log_dir / 'metrics.csv'}: was the CSV logger replaced, or testing skipped?")
-    result = RowResult(row.setting, seed, *(values[name] for name in METRICS.values()), wall, str(log_dir),
-                       shlex.join(["python", *fit[1:]]), utc_now(), hardware(), git_commit())
+    result = RowResult(row.setting, seed, *(values[name] for name in METRICS.values()), values.get(TOP5), wall,
+                       str(log_dir), shlex.join(["python", *fit[1:]]), utc_now(), hardware(), git_commit())
     path = result_path(out, row.setting, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(result), indent=2) + "\n")

@@ -15,7 +15,8 @@ def write(index_file: Path, out: Path) -> list[Path]:
     lines = [{**line, "top1_per_seed": " ".join(f"{value:.3f}" for value in line["top1_per_seed"]),
               "wall_s": sum(line["wall_s"]), "log_dirs": " ".join(line["log_dirs"])}
              for line in render.summary(entry)]
-    write_csv(out / "table.csv", COLUMNS, [{key: line[key] for key in COLUMNS} for line in lines])
+    # .get: a task of 5 classes or fewer has no top5
+    write_csv(out / "table.csv", COLUMNS, [{key: line.get(key) for key in COLUMNS} for line in lines])
     (out / "table.md").write_text(f"# {render.heading(entry)}\n\n{render.runs_markdown(entry, logs=True)}")
     figure = render.plot(entry, out / "top1_vs_gflops.png")
     return [out / "table.md", out / "table.csv", *([figure] if figure else []), index_file]

@@ -67,7 +67,8 @@ def record(index_dir: Path, table: Table, scale_name: str, result: RowResult, co
         line = rows.setdefault(row.setting, {"setting": row.setting, "runs": []})
         line.update(pretraining=pretraining, config=row.config or scale.config, set=row.set, paper=row.paper,
                     params_M=result.params_M, gflops_per_view=result.gflops_per_view)
-        run = {"seed": result.seed, "metrics": {name: getattr(result, name) for name in RUN_METRICS},
+        metrics = {name: getattr(result, name) for name in RUN_METRICS if getattr(result, name) is not None}
+        run = {"seed": result.seed, "metrics": metrics,
                "wall_s": result.wall_s, "hardware": result.hardware, "date": result.date, "commit": result.commit,
                "command": command, "fit_command": result.fit_command, "log_dir": result.log_dir}
         line["runs"] = sorted([*(old for old in line["runs"] if old["seed"] != result.seed), run],

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from lightning_video.data import kinetics
+from lightning_video.data import epic_kitchens, kinetics
 from lightning_video.data.annotations import Problems, spans
 # Label and VideoList are imported from here too
 from lightning_video.data.video_list import SPLITS, VIDEO_SUFFIXES, Label, VideoList
@@ -317,4 +317,5 @@ LAYOUTS: dict[str, Layout] = {
     "diving48": Layout(read_diving48, "{root}/Diving48_vocab.json, {root}/Diving48_V2_train.json and "
                                       "{root}/Diving48_V2_test.json (lists of {{vid_name, label, ...}}) and the "
                                       "videos as {root}/rgb/<vid_name>.mp4"),
+    "epic_kitchens": Layout(epic_kitchens.read_epic_kitchens, epic_kitchens.EXPECTED, sampling="segments"),
 }

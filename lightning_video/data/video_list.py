@@ -12,7 +12,8 @@ Label = int | torch.Tensor  # a class index, or a multi-hot float vector for mul
 
 @dataclass
 class VideoList:
-    """A split's videos and the dataset's class names.
+    """A split's videos and the dataset's class names. A dataset with several heads labels each video with a class
+    index per head (a tensor) and lists each head's class names in turn.
 
     Args:
         videos: (path, label) of each video to load.
@@ -23,6 +24,7 @@ class VideoList:
             layouts keep a listed video that is absent, so that training counts it as unreadable.
         labelled: False for a split published without labels (Kinetics' crawler-era test CSV): every label is -1,
             so it can be predicted but not evaluated.
+        heads: each head's class count, for several answers per video (see `ClipSettings.heads`); empty for one.
     """
 
     videos: list[tuple[str, Label]]
@@ -30,6 +32,7 @@ class VideoList:
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     labelled: bool = True
+    heads: dict[str, int] = field(default_factory=dict)
 
     @property
     def listed(self) -> int:

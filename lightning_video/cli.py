@@ -59,6 +59,7 @@ from lightning_video.training.runs import CONFIG_KEY, RunFiles, continue_metrics
 # `--ckpt_path` values that Lightning resolves itself rather than as a file
 LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
 
+DEFAULT_MONITOR = "val/clip_top1"  # a model with several heads monitors all of them right at once instead
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
 
 
@@ -94,7 +95,7 @@ class VideoCLI(LightningCLI):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "fit":
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-            parser.set_defaults({"checkpoint.monitor": "val/clip_top1", "checkpoint.mode": "max",
+            parser.set_defaults({"checkpoint.monitor": DEFAULT_MONITOR, "checkpoint.mode": "max",
                                  "checkpoint.save_last": True})
             parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
             parser.add_lightning_class_args(GlobalBatch, "global_batch")
@@ -202,6 +203,9 @@ class VideoCLI(LightningCLI):
         """`checkpoint.save_last` switches `last.ckpt`, but `last_checkpoint` writes it: Lightning's own would follow
         the best-k saves, not training."""
         best, last = self._get(self.config_init, "checkpoint"), self._get(self.config_init, "last_checkpoint")
+        if best.monitor == DEFAULT_MONITOR and self.datamodule.heads:  # several heads log no single top-1
+            best.monitor = f"val/clip_{JOINT}_top1"
+            rank_zero_info(f"checkpoint.monitor {best.monitor}: the data has heads {', '.join(self.datamodule.heads)}")
         if not best.save_last:
             callbacks.remove(last)
         best.save_last = False

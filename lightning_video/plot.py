@@ -75,6 +75,8 @@ def curves_figure(series: dict[str, list[tuple[float, float]]], title: str) -> F
         axes.set(xlabel="optimizer step", title=name)
         if name == "learning rate":
             axes.set_yscale("log")
+        if name == "top-1":
+            axes.set_ylim(-0.02, 1.02)  # the whole range: a wobble between 0.50 and 0.52 stays one
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
     figure.suptitle(title, fontsize=10)

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from experiments.tables import figure, render, results_index
+from experiments.tables import figure, render, results_index, run_folder
 from experiments.tables.fit_process import RowResult
 from experiments.tables.table import Row, Scale, Table
 
@@ -101,7 +102,7 @@ def test_the_row_is_chosen_on_validation_not_test_and_marked(tmp_path: Path):
     assert entry["rows"][1]["runs"][0]["metrics"] == {"val_top1": 0.9, "top1": 0.75, "top5": 1.0}
     assert entry["rows"][1]["classes"] == 4
     text = render.runs_markdown(entry)
-    assert "val: the validation split, one centre clip per video, of the checkpoint tested; test: the test split" in text
+    assert "val: the validation split, one centre clip per video, of the checkpoint tested; test: the test" in text
     assert ("| setting | params (M) | GFLOPs/view | val top-1 (mean) | val top-1, per seed | test top-1 (mean) | "
             "test top-1, per seed |") in text
     assert "| lr=0.0003 ✓ | 1.25 | 0.0875 | 0.850 | 0.900 / 0.800 | 0.750 |" in text  # 0.850 first of equals
@@ -136,6 +137,20 @@ def test_the_plot_puts_the_swept_value_or_differing_gflops_on_x_with_chance_and_
         row["gflops_per_view"], row["set"] = 0.0875, {"model.backbone.init_args.attention": row["setting"]}
     drawn, axis = figure.draw(entry, render.summary(entry), None)
     assert axis.categories == [row["setting"] for row in entry["rows"]]
+
+
+@pytest.mark.parametrize(("checkpoint", "expected"), [
+    ({"monitor": "val/clip_top1", "mode": "max"}, 0.75),  # the first best: Lightning keeps only a strictly better one
+    ({"monitor": "val/loss", "mode": "min"}, 0.625),
+    ({"monitor": None}, 0.5),  # the final weights were tested: the last validation
+])
+def test_the_validation_figure_is_the_tested_checkpoints(tmp_path: Path, checkpoint: dict, expected: float):
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss,val/clip_top1,val/loss\n0,9,0.9,,\n0,9,,0.5,0.7\n"
+                                          "1,19,,0.75,0.6\n2,29,,0.625,0.3\n3,39,,0.75,0.5\n4,49,,0.5,0.4\n")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"checkpoint": checkpoint}))
+    assert run_folder.tested_validation_top1(tmp_path) == expected
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss\n0,9,0.9\n")
+    assert run_folder.tested_validation_top1(tmp_path) is None
 
 
 def test_the_shipped_results_documents_are_rendered_from_the_shipped_index(tmp_path: Path):

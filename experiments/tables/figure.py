@@ -38,7 +38,8 @@ def x_axis(lines: list[dict[str, Any]], sets: list[dict[str, Any]]) -> Axis:
     """GFLOPs where they differ (and rows have a colour each), else the one numeric key the rows vary, else the
     settings."""
     gflops = [line["gflops_per_view"] for line in lines]
-    if None not in gflops and len(lines) <= COLOURS and not all(math.isclose(value, gflops[0], rel_tol=1e-6) for value in gflops):
+    differ = None not in gflops and not all(math.isclose(value, gflops[0], rel_tol=1e-6) for value in gflops)
+    if differ and len(lines) <= COLOURS:
         return Axis("GFLOPs per view", gflops, _spans_decade(gflops), None, "gflops")
     varied = [key for key in dict.fromkeys(key for row in sets for key in row)
               if len({repr(row.get(key)) for row in sets}) > 1]

@@ -17,7 +17,8 @@ def tested_validation_top1(log_dir: Path) -> float | None:
     run's `checkpoint.monitor` in its `checkpoint.mode` (Lightning keeps a checkpoint only when strictly better), or
     the last validation without a monitor (the final weights were tested). None when the run logged no validation.
     """
-    checkpoint = (yaml.safe_load((log_dir / "config.yaml").read_text()) or {}).get("checkpoint") or {}
+    config = log_dir / "config.yaml"
+    checkpoint = (yaml.safe_load(config.read_text()) or {}).get("checkpoint") or {} if config.is_file() else {}
     monitor, mode = checkpoint.get("monitor"), checkpoint.get("mode", "min")
     with (log_dir / "metrics.csv").open() as file:
         passes = [line for line in csv.DictReader(file) if line.get(VALIDATION_TOP1)]
@@ -35,10 +36,13 @@ def tested_validation_top1(log_dir: Path) -> float | None:
 
 def class_count(log_dir: Path) -> int | None:
     """The number of classes the run's model was built for, from the clip settings its last checkpoint holds; None
-    when it holds none (a checkpoint of an older run)."""
+    without one (`last_checkpoint` turned off) or when it holds none (a checkpoint of an older run)."""
     from lightning_video.models.checkpoint_file import load_checkpoint_file  # torch only when a run has finished
     from lightning_video.training.module import CLIP_SETTINGS_KEY
 
-    checkpoint = load_checkpoint_file(log_dir / "checkpoints" / "last.ckpt", mmap=True)
+    path = log_dir / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        return None
+    checkpoint = load_checkpoint_file(path, mmap=True)
     names = (checkpoint.get(CLIP_SETTINGS_KEY) or {}).get("class_names")
     return len(names) if names else None

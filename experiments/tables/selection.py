@@ -20,7 +20,7 @@ class Choice:
 
 
 def candidates(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows a choice is made among: a table's rows proper, not the pretraining runs they start from (another task)."""
+    """The rows a choice is made among: the table's own, not the pretraining runs they start from (another task)."""
     return [line for line in lines if not line.get("pretraining")]
 
 

@@ -3,8 +3,8 @@
 Two sets of rules (`load_pretrained(..., resize=...)`):
 
 - "smooth" (the default): the patch grid by timm's `resample_abs_pos_embed` (bicubic with antialiasing), time
-  linearly with the first and last frames' codes kept. Smooth in both: neighbouring patches and frames keep neighbouring codes, an
-  embedding linear in time stays exactly that, and shrinking averages rather than drops codes.
+  linearly with the first and last frames' codes kept. Smooth in both: neighbouring patches and frames keep
+  neighbouring codes, an embedding linear in time stays exactly that, and shrinking averages rather than drops codes.
 - "official": what the official code of the model's paper computes, to fine-tune or evaluate a released checkpoint
   at another size as its authors did. TimeSformer (`helpers.load_pretrained`, which builds its HR models from 224
   image weights) takes the nearest entry, in time and, for the patches, along the flattened patch sequence (not the

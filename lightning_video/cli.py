@@ -59,6 +59,8 @@ from lightning_video.training.runs import CONFIG_KEY, RunFiles, continue_metrics
 LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
 
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
+# Loggers that write `<save_dir>/<name>/version_N`; a null name is the data folder's (`configs/my_videos.yaml`)
+FOLDER_LOGGERS = ("pytorch_lightning.loggers.CSVLogger", "pytorch_lightning.loggers.TensorBoardLogger")
 
 
 # jsonargparse refuses an unknown option of a class given by class_path without saying which it accepts.
@@ -147,6 +149,7 @@ class VideoCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         if self.subcommand == "fit":
+            _name_run_after_data(config)
             resume_last_run(config)
         if self.subcommand in ("test", "predict"):
             _write_beside_checkpoint(config, self.subcommand)
@@ -239,6 +242,15 @@ def _trained_data_root(checkpoint: dict) -> dict[str, Any]:
         return {}
     rank_zero_info(f"data.root {root} (data.dataset {data.get('dataset')}), as the checkpoint was trained on")
     return {key: data[key] for key in ("root", "dataset", "fold") if key in data}
+
+
+def _name_run_after_data(config: Namespace) -> None:
+    """A run whose logger name is null is named after its data folder (`runs/my_data/version_N`), so one recipe
+    serves every dataset without all their runs landing in one folder."""
+    logger = config.trainer.get("logger")
+    if (isinstance(logger, Namespace) and logger.get("class_path") in FOLDER_LOGGERS and
+            "name" in logger.init_args and logger.init_args.name is None and config.data.get("root")):
+        logger.init_args.name = Path(config.data.root).resolve().name
 
 
 def _write_beside_checkpoint(config: Namespace, subcommand: str) -> None:

@@ -206,6 +206,9 @@ VALUES: dict[str, dict[str, Traced]] = {
                       **clip(XV_SSV2, frames=16, **XVIT_SSV2_CLIP)},
 }
 
+# The recipe for one's own videos is the TimeSformer K400 recipe on another dataset (experiments/configs/my_videos.yaml).
+VALUES["my_videos"] = timesformer(TS_K, **BASE_KINETICS)
+
 
 def resolved(recipe: Path) -> dict:
     """The `fit` config the CLI resolves from the recipe and its pieces (`--print_config`)."""

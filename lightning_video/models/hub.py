@@ -50,15 +50,16 @@ def local_weights(source: str | Path) -> Path:
         except EntryNotFoundError:  # the repo has no such file
             continue
         except (RepositoryNotFoundError, GatedRepoError) as error:
-            raise ValueError(f"--model.pretrained {source}: no such file here, and the Hugging Face Hub has no repo {repo_id} open to this "
-                             f"machine ({type(error).__name__}); check the name, or log in (`hf auth login`) "
-                             f"for a gated one") from error
+            raise ValueError(f"--model.pretrained {source}: no such file here, and the Hugging Face Hub has no repo "
+                             f"{repo_id} open to this machine ({type(error).__name__}); check the name, or log in "
+                             f"(`hf auth login`) for a gated one") from error
     if not_cached is None:
         raise ValueError(f"--model.pretrained {source}: the Hub repo {repo_id} has none of {', '.join(files)}")
     how = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
-    raise FileNotFoundError(f"--model.pretrained {source}: no such file here, and {repo_id} is not in the local Hugging Face cache "
-                            f"{constants.HF_HUB_CACHE} and {how}. Fill the cache on a machine online "
-                            f"(`hf download {repo_id} {files[0]}`, the same HF_HOME), or give the weight file's path")
+    raise FileNotFoundError(f"--model.pretrained {source}: no such file here, and {repo_id} is not in the local "
+                            f"Hugging Face cache {constants.HF_HUB_CACHE} and {how}. Fill the cache on a machine "
+                            f"online (`hf download {repo_id} {files[0]}`, the same HF_HOME), or give the weight "
+                            f"file's path")
 
 
 def _hub_repo(name: str) -> tuple[str, tuple[str, ...]]:
@@ -73,6 +74,7 @@ def _hub_repo(name: str) -> tuple[str, tuple[str, ...]]:
                          f"lightning-video[hf]`); or give its Hub repo, timm/{name}") from error
     config = get_pretrained_cfg(name)
     if config is None or not config.hf_hub_id:
-        raise ValueError(f"--model.pretrained {name}: no such file here, and timm has no pretrained weights of that name on the Hub; its "
-                         f"names are model.tag, e.g. vit_base_patch16_224.augreg_in21k (`timm.list_pretrained()`)")
+        raise ValueError(f"--model.pretrained {name}: no such file here, and timm has no pretrained weights of that "
+                         f"name on the Hub; its names are model.tag, e.g. vit_base_patch16_224.augreg_in21k "
+                         f"(`timm.list_pretrained()`)")
     return config.hf_hub_id, (config.hf_hub_filename,) if config.hf_hub_filename else HUB_FILES

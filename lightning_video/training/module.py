@@ -37,7 +37,8 @@ class VideoClassifier(pl.LightningModule):
         lr_scheduler: schedule, stepped once per epoch (`WarmupCosineLR` spans the trainer's length itself, per step
             where training is in steps); None keeps the lr constant.
         label_smoothing: moves every training target towards 1/num_classes by this much.
-        pretrained: weights to start the backbone from: a checkpoint file or an HF model directory, in any format
+        pretrained: weights to start the backbone from: a checkpoint file, an HF model directory, a timm name or a
+            Hub repo id (`timm/vit_base_patch16_224.augreg_in21k`), in any format
             `lightning_video.models.load_pretrained` reads (it adapts clip size and scheme, and logs a report).
         multi_label: labels are multi-hot `[B, num_classes]` (e.g. Charades): sigmoid outputs, binary cross-entropy
             and mAP instead of softmax, cross-entropy and accuracy.

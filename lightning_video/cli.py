@@ -5,8 +5,9 @@ class count are linked into the backbone, so each is set once, and the data's cl
 (`VideoDataModule.clip_settings`) into the model, which saves them in its checkpoints. Beyond its config's own,
 every run gets a CSV logger (`trainer.logger`, in `runs/`), the best checkpoints (`checkpoint.*`) and `last.ckpt`,
 the latest training state, saved every epoch and every 30 minutes of training (`last_checkpoint.*`), the recipe's
-global batch (`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), a progress display fit for a
-terminal or a batch job, and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
+global batch (`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), the learning rate
+(`LearningRateMonitor`, unless the config has one), a progress display fit for a terminal or a batch job, with the
+whole run's ETA (`progress.py`), and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
 
 `fit --test_after_fit true` tests the best checkpoint when training ends and prints the video-level top-1 and where
 the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and
@@ -33,9 +34,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import ArgumentParser, Namespace
 from pytorch_lightning import Callback, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
@@ -89,6 +90,12 @@ class VideoCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.backbone.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.clip_settings", "model.clip_settings", apply_on="instantiate")
         parser.set_defaults({"trainer.logger": DEFAULT_LOGGER})
+
+    def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
+        """Fit, validate, test and predict, and in `--help` also the commands `main` runs before LightningCLI."""
+        super()._add_subcommands(parser, **kwargs)
+        for name, (_, help_line) in EXTRA_COMMANDS.items():
+            parser._subcommands_action.add_subcommand(name, ArgumentParser(description=help_line), help=help_line)
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
         # LightningCLI has no public per-subcommand hook; these options only mean something for one subcommand.
@@ -184,6 +191,9 @@ class VideoCLI(LightningCLI):
         if wants_progress and not any(isinstance(callback, ProgressBar) for callback in [*given, *callbacks]):
             callbacks.append(progress_bar())
         callbacks.append(ComputeMonitor())
+        lr_logged = any(isinstance(callback, LearningRateMonitor) for callback in [*given, *callbacks])
+        if self.subcommand == "fit" and config.get("logger") is not False and not lr_logged:
+            callbacks.append(LearningRateMonitor())  # at the schedule's interval: `lr-<optimizer>` in metrics.csv
         if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):
             callbacks.append(SummaryWithoutFlops())
             config["enable_model_summary"] = False  # Lightning's own is replaced, without its message that it is
@@ -300,7 +310,3 @@ def main(args: list[str] | None = None) -> VideoCLI | None:
                     save_config_callback=RunFiles,
                     save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
 
-
-def run() -> None:
-    """The `lightning-video` console script: without this wrapper the returned CLI would print as the exit message."""
-    main()

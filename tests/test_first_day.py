@@ -20,6 +20,7 @@ import published_layouts
 from hub_cache import cache_timm_vit, offline_cache
 from lightning_video.cli import main
 from lightning_video.training.module import VideoClassifier
+from lightning_video.training.progress import ProgressLines
 from lightning_video.training.schedules import WarmupCosineLR
 from tests.test_runs import tiny_fit
 from tests.test_training import loader, tiny_backbone, trainer
@@ -236,3 +237,18 @@ def test_the_readmes_own_videos_command_on_7_videos_says_there_are_too_few(in_a_
     fit = readme_own_videos_commands()[1]
     with pytest.raises(ValueError, match=r"training split has 5 videos, fewer than data\.batch_size=8"):
         main([*fit, *TINY_DATA, *TINY_MODEL, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"])
+
+
+# A quiet, discoverable command line.
+
+def test_progress_lines_say_the_time_the_rate_and_when_the_run_ends():
+    model = VideoClassifier(tiny_backbone(), optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
+    with _captured_info() as text:
+        trainer(max_epochs=2, callbacks=[ProgressLines()], enable_progress_bar=True, log_every_n_steps=2,
+                num_sanity_val_steps=0).fit(model, loader(8), loader(4))  # 4 batches per epoch, 8 in the run
+    lines = [line for line in text.getvalue().splitlines() if line.startswith("epoch")]
+    timing = r"\[(\d+:\d\d:\d\d) elapsed, [\d.e-]+ s/batch, run ETA (\d+:\d\d:\d\d)\]: "
+    assert [re.sub(timing, "[T]: ", line).split(":")[0] for line in lines] == [
+        "epoch 0 batch 2/4 [T]", "epoch 0 batch 4/4 [T]", "epoch 0 validation [T]",
+        "epoch 1 batch 2/4 [T]", "epoch 1 batch 4/4 [T]", "epoch 1 validation [T]"]
+    assert re.search(timing, lines[-2])[2] == "0:00:00"  # the last batch: nothing left

@@ -1,13 +1,15 @@
-"""Command line: `python -m lightning_video fit|validate|test|predict --config FILE` (LightningCLI).
+"""Command line: `lightning-video fit|validate|test|predict --config FILE` (LightningCLI), and the commands of
+`commands.EXTRA_COMMANDS` (check-data, flops, ...), which `--help` lists too. The console command (`console.py`)
+filters known third-party noise before this module imports its libraries.
 
 The data decides the model's input and output sizes: `data.num_frames`, `data.crop_size` and the dataset's
 class count are linked into the backbone, so each is set once, and the data's clip settings
 (`VideoDataModule.clip_settings`) into the model, which saves them in its checkpoints. Beyond its config's own,
-every run gets a CSV logger (`trainer.logger`, in `runs/`), the best checkpoints (`checkpoint.*`) and `last.ckpt`,
-the latest training state, saved every epoch and every 30 minutes of training (`last_checkpoint.*`), the recipe's
-global batch (`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), the learning rate
-(`LearningRateMonitor`, unless the config has one), a progress display fit for a terminal or a batch job, with the
-whole run's ETA (`progress.py`), and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
+every run gets a CSV logger (`trainer.logger`, in `runs/`; a null name is the data folder's), the best checkpoints
+(`checkpoint.*`) and `last.ckpt`, the latest training state, saved every epoch and every 30 minutes of training
+(`last_checkpoint.*`), the recipe's global batch (`global_batch.size`), cost monitoring
+(`monitoring.ComputeMonitor`), the learning rate (`LearningRateMonitor`, unless the config has one), a progress
+display fit for a terminal or a batch job, with the whole run's ETA (`progress.py`), and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
 
 `fit --test_after_fit true` tests the best checkpoint when training ends and prints the video-level top-1 and where
 the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and

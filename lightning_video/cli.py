@@ -9,7 +9,8 @@ every run gets a CSV logger (`trainer.logger`, in `runs/`; a null name is the da
 (`checkpoint.*`) and `last.ckpt`, the latest training state, saved every epoch and every 30 minutes of training
 (`last_checkpoint.*`), the recipe's global batch (`global_batch.size`), cost monitoring
 (`monitoring.ComputeMonitor`), the learning rate (`LearningRateMonitor`, unless the config has one), a progress
-display fit for a terminal or a batch job, with the whole run's ETA (`progress.py`), and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
+display fit for a terminal or a batch job, with the whole run's ETA (`progress.py`), and its config saved with its
+logs and inside its checkpoints (`runs.RunFiles`).
 
 `fit --test_after_fit true` tests the best checkpoint when training ends and prints the video-level top-1 and where
 the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and

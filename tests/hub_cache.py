@@ -41,11 +41,12 @@ def cache_repo(cache: Path, repo_id: str, folder: Path) -> None:
         (snapshot / file.name).symlink_to(os.path.relpath(blob, snapshot))
 
 
-def cache_timm_vit(cache: Path, repo_id: str, folder: Path, **sizes: int) -> nn.Module:
-    """A random timm ViT of `sizes`, saved as timm pushes to the Hub (model.safetensors, config.json), in the cache."""
+def cache_timm_vit(cache: Path, repo_id: str, folder: Path, safetensors: bool = True, **sizes: int) -> nn.Module:
+    """A random timm ViT of `sizes`, saved as timm pushes to the Hub (model.safetensors or, as older repos hold,
+    pytorch_model.bin; config.json), in the cache."""
     vit = timm.create_model("vit_base_patch16_224", pretrained=False, **sizes)
     for parameter in vit.parameters():  # no zero init to hide a misplaced tensor
         nn.init.normal_(parameter, std=0.2)
-    save_for_hf(vit, str(folder), safe_serialization=True)
+    save_for_hf(vit, str(folder), safe_serialization=safetensors)
     cache_repo(cache, repo_id, folder)
     return vit.eval()

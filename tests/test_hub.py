@@ -32,6 +32,14 @@ def test_a_timm_name_loads_timms_hub_files_from_the_cache(name: str, cache: Path
         assert torch.equal(ours[key], tensor), key
 
 
+def test_a_repo_holding_only_pytorch_model_bin_loads_from_the_cache(cache: Path, tmp_path: Path):
+    vit = cache_timm_vit(cache, "someone/vit_tiny", tmp_path / "bin", safetensors=False, **SIZES)
+    assert local_weights("someone/vit_tiny").name == "pytorch_model.bin"
+    model = VideoTransformer("divided", num_frames=2, **SIZES)
+    load_pretrained(model, "someone/vit_tiny")
+    assert torch.equal(model.state_dict()["blocks.1.attn.qkv.weight"], vit.state_dict()["blocks.1.attn.qkv.weight"])
+
+
 def test_an_hf_repo_id_loads_its_timesformer_with_hfs_logits(cache: Path, tmp_path: Path):
     config = TimesformerConfig(image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=2,
                                num_attention_heads=4, intermediate_size=128, num_labels=5)

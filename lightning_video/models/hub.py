@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from huggingface_hub import constants, hf_hub_download
+from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
                                     RepositoryNotFoundError)
 
@@ -41,25 +41,31 @@ def local_weights(source: str | Path) -> Path:
     if not is_weights_name(source):
         return Path(source)
     repo_id, files = _hub_repo(str(source))
-    not_cached = None
     for filename in files:
         try:
             return Path(hf_hub_download(repo_id, filename))
-        except LocalEntryNotFoundError as error:  # offline or unreachable, and not in the cache: try the next format
-            not_cached = error
+        except LocalEntryNotFoundError as error:  # not cached, and the Hub is off or unreachable: the cache alone
+            return _cached(repo_id, files, source, error)
         except EntryNotFoundError:  # the repo has no such file
             continue
         except (RepositoryNotFoundError, GatedRepoError) as error:
             raise ValueError(f"--model.pretrained {source}: no such file here, and the Hugging Face Hub has no repo "
                              f"{repo_id} open to this machine ({type(error).__name__}); check the name, or log in "
                              f"(`hf auth login`) for a gated one") from error
-    if not_cached is None:
-        raise ValueError(f"--model.pretrained {source}: the Hub repo {repo_id} has none of {', '.join(files)}")
+    raise ValueError(f"--model.pretrained {source}: the Hub repo {repo_id} has none of {', '.join(files)}")
+
+
+def _cached(repo_id: str, files: tuple[str, ...], source: str | Path, offline: Exception) -> Path:
+    """The first of `files` in the local cache, without asking the Hub again (each ask retries for half a minute)."""
+    for filename in files:
+        path = try_to_load_from_cache(repo_id, filename)
+        if isinstance(path, str):
+            return Path(path)
     how = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
     raise FileNotFoundError(f"--model.pretrained {source}: no such file here, and {repo_id} is not in the local "
                             f"Hugging Face cache {constants.HF_HUB_CACHE} and {how}. Fill the cache on a machine "
                             f"online (`hf download {repo_id} {files[0]}`, the same HF_HOME), or give the weight "
-                            f"file's path")
+                            f"file's path") from offline
 
 
 def _hub_repo(name: str) -> tuple[str, tuple[str, ...]]:

@@ -18,13 +18,14 @@ from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEnt
 
 # The weight files a Hub repo may hold, in the order they are tried (timm and transformers write the first).
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")
-# Suffixes that make a path a file, not a name (a timm name's tag, `.augreg_in21k`, looks like a suffix too).
-FILE_SUFFIXES = (".pth", ".pt", ".pyth", ".bin", ".ckpt", ".safetensors", ".npz")
 
 
 def is_weights_name(source: str | Path) -> bool:
     """Whether `source` names weights on the Hub rather than a local file or directory: it does not exist here, has
-    no weight file's suffix and is `name` (timm) or `owner/repo` (no deeper path, not absolute or relative)."""
+    no weight file's suffix (a timm name's tag, `.augreg_in21k`, looks like a suffix too) and is `name` (timm) or
+    `owner/repo` (no deeper path, not absolute or relative)."""
+    from lightning_video.models.weights import FILE_SUFFIXES  # here: weights.py imports this module
+
     text = str(source)
     if Path(text).exists() or Path(text).suffix in FILE_SUFFIXES or text.startswith((".", "/", "~")):
         return False

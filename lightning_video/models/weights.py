@@ -35,6 +35,7 @@ from lightning_video.models.xvit import XViT
 log = logging.getLogger(__name__)
 
 TORCH_SUFFIXES = (".pth", ".pt", ".pyth", ".bin", ".ckpt")
+FILE_SUFFIXES = (*TORCH_SUFFIXES, ".safetensors", ".npz")
 HF_FILES = ("model.safetensors", "pytorch_model.bin")
 # Where training checkpoints keep the state dict: official TimeSformer / X-ViT, Lightning, DeiT, wrapped models.
 CONTAINERS = ("model_state", "state_dict", "model", "module")
@@ -161,7 +162,7 @@ def _read(path: Path) -> Mapping[str, Any]:
                              f"weights_only=False; if you trust the file, load it so yourself and pass the dict "
                              f"to load_pretrained") from error
     raise ValueError(f"unknown checkpoint file type {path.suffix!r} ({path}); supported: "
-                     f"{', '.join((*TORCH_SUFFIXES, '.safetensors', '.npz'))} or an HF model directory")
+                     f"{', '.join(FILE_SUFFIXES)} or an HF model directory")
 
 
 def _convert(checkpoint: Mapping[str, Any], name: str) -> tuple[str, dict[str, torch.Tensor]]:

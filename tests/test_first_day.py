@@ -181,6 +181,7 @@ def test_predict_writes_beside_the_checkpoints_run(limited_run: tuple[Path, str]
 
 README = Path(__file__).parents[1] / "README.md"
 MY_VIDEOS = Path(__file__).parents[1] / "experiments/configs/my_videos.yaml"
+RECIPE_WEIGHTS = yaml.safe_load(MY_VIDEOS.read_text())["model"]["pretrained"]
 TINY_DATA = ["--data.num_workers", "0", "--data.num_frames", "4", "--data.sampling_rate", "2", "--data.crop_size", "16",
              "--data.train_min_short_side", "16", "--data.train_max_short_side", "20"]
 TINY_VIT = dict(img_size=16, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=0)
@@ -197,7 +198,7 @@ def readme_own_videos_commands() -> list[list[str]]:
 
 def write_own_videos(root: Path, train: int, val: int, test: int) -> None:
     """The csv layout the README describes: `path label` lines, two classes, and classes.txt."""
-    (root / "classes.txt").parent.mkdir(parents=True)
+    root.mkdir(parents=True)
     (root / "classes.txt").write_text("waving\nclapping\n")
     for split, count in (("train", train), ("val", val), ("test", test)):
         lines = [f"videos/{split}_{index}.mp4 {index % 2}\n" for index in range(count)]
@@ -211,8 +212,7 @@ def in_a_users_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working folder holding the repository's experiments/, with the recipe's weights in an offline Hub cache."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "experiments").symlink_to(MY_VIDEOS.parents[1], target_is_directory=True)
-    weights = yaml.safe_load(MY_VIDEOS.read_text())["model"]["pretrained"]
-    cache_timm_vit(offline_cache(tmp_path / "hf_home", monkeypatch), weights, tmp_path / "vit", **TINY_VIT)
+    cache_timm_vit(offline_cache(tmp_path / "hf_home", monkeypatch), RECIPE_WEIGHTS, tmp_path / "vit", **TINY_VIT)
     return tmp_path
 
 
@@ -224,11 +224,10 @@ def test_the_readmes_own_videos_commands_check_and_train_on_40_videos(in_a_users
         main([*check, "--data.num_workers", "0"])
     assert checked.value.code == 0 and json.loads(Path("unreadable.json").read_text())["videos"] == 40
     with _captured_info() as text:
-        main([*fit, *TINY_DATA, *TINY_MODEL, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar",
-                    "false"])
+        main([*fit, *TINY_DATA, *TINY_MODEL, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"])
     run = in_a_users_folder / "runs/my_data/version_0"  # named after the data folder
     assert (run / "checkpoints/last.ckpt").is_file()
-    assert f"{yaml.safe_load(MY_VIDEOS.read_text())['model']['pretrained']} (timm" in text.getvalue()
+    assert f"{RECIPE_WEIGHTS} (timm / TimeSformer names): " in text.getvalue()  # the load report
     assert re.search(r"test video top-1: \d\.\d{3} over 8 videos", text.getvalue())
 
 

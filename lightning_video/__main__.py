@@ -1,3 +1,3 @@
-from lightning_video.cli import main
+from lightning_video.console import run
 
-main()
+run()

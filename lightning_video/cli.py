@@ -1,12 +1,16 @@
-"""Command line: `python -m lightning_video fit|validate|test|predict --config FILE` (LightningCLI).
+"""Command line: `lightning-video fit|validate|test|predict --config FILE` (LightningCLI), and the commands of
+`commands.EXTRA_COMMANDS` (check-data, flops, ...), which `--help` lists too. The console command (`console.py`)
+filters known third-party noise before this module imports its libraries.
 
 The data decides the model's input and output sizes: `data.num_frames`, `data.crop_size` and the dataset's
 class count are linked into the backbone, so each is set once, and the data's clip settings
 (`VideoDataModule.clip_settings`) into the model, which saves them in its checkpoints. Beyond its config's own,
-every run gets a CSV logger (`trainer.logger`, in `runs/`), the best checkpoints (`checkpoint.*`) and `last.ckpt`,
-the latest training state, saved every epoch and every 30 minutes of training (`last_checkpoint.*`), the recipe's
-global batch (`global_batch.size`), cost monitoring (`monitoring.ComputeMonitor`), a progress display fit for a
-terminal or a batch job, and its config saved with its logs and inside its checkpoints (`runs.RunFiles`).
+every run gets a CSV logger (`trainer.logger`, in `runs/`; a null name is the data folder's), the best checkpoints
+(`checkpoint.*`) and `last.ckpt`, the latest training state, saved every epoch and every 30 minutes of training
+(`last_checkpoint.*`), the recipe's global batch (`global_batch.size`), cost monitoring
+(`monitoring.ComputeMonitor`), the learning rate (`LearningRateMonitor`, unless the config has one), a progress
+display fit for a terminal or a batch job, with the whole run's ETA (`progress.py`), and its config saved with its
+logs and inside its checkpoints (`runs.RunFiles`).
 
 `fit --test_after_fit true` tests the best checkpoint when training ends and prints the video-level top-1 and where
 the run's files are. `fit --ckpt_path last` resumes the newest run (`runs.resume_last_run`). `test` and
@@ -33,9 +37,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import ArgumentParser, Namespace
 from pytorch_lightning import Callback, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
@@ -61,6 +65,8 @@ LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
 
 DEFAULT_MONITOR = "val/clip_top1"  # a model with several heads monitors all of them right at once instead
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
+# Loggers that write `<save_dir>/<name>/version_N`; a null name is the data folder's (`configs/my_videos.yaml`)
+FOLDER_LOGGERS = ("pytorch_lightning.loggers.CSVLogger", "pytorch_lightning.loggers.TensorBoardLogger")
 
 
 # jsonargparse refuses an unknown option of a class given by class_path without saying which it accepts.
@@ -89,6 +95,12 @@ class VideoCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.backbone.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.clip_settings", "model.clip_settings", apply_on="instantiate")
         parser.set_defaults({"trainer.logger": DEFAULT_LOGGER})
+
+    def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
+        """Fit, validate, test and predict, and in `--help` also the commands `main` runs before LightningCLI."""
+        super()._add_subcommands(parser, **kwargs)
+        for name, (_, help_line) in EXTRA_COMMANDS.items():
+            parser._subcommands_action.add_subcommand(name, ArgumentParser(description=help_line), help=help_line)
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
         # LightningCLI has no public per-subcommand hook; these options only mean something for one subcommand.
@@ -149,6 +161,7 @@ class VideoCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         if self.subcommand == "fit":
+            _name_run_after_data(config)
             resume_last_run(config)
         if self.subcommand in ("test", "predict"):
             _write_beside_checkpoint(config, self.subcommand)
@@ -183,6 +196,9 @@ class VideoCLI(LightningCLI):
         if wants_progress and not any(isinstance(callback, ProgressBar) for callback in [*given, *callbacks]):
             callbacks.append(progress_bar())
         callbacks.append(ComputeMonitor())
+        lr_logged = any(isinstance(callback, LearningRateMonitor) for callback in [*given, *callbacks])
+        if self.subcommand == "fit" and config.get("logger") is not False and not lr_logged:
+            callbacks.append(LearningRateMonitor())  # at the schedule's interval: `lr-<optimizer>` in metrics.csv
         if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):
             callbacks.append(SummaryWithoutFlops())
             config["enable_model_summary"] = False  # Lightning's own is replaced, without its message that it is
@@ -248,6 +264,15 @@ def _trained_data_root(checkpoint: dict) -> dict[str, Any]:
     return {key: data[key] for key in ("root", "dataset", "fold") if key in data}
 
 
+def _name_run_after_data(config: Namespace) -> None:
+    """A run whose logger name is null is named after its data folder (`runs/my_data/version_N`), so one recipe
+    serves every dataset without all their runs landing in one folder."""
+    logger = config.trainer.get("logger")
+    if (isinstance(logger, Namespace) and logger.get("class_path") in FOLDER_LOGGERS and
+            "name" in logger.init_args and logger.init_args.name is None and config.data.get("root")):
+        logger.init_args.name = Path(config.data.root).resolve().name
+
+
 def _write_beside_checkpoint(config: Namespace, subcommand: str) -> None:
     """The default CSV logger of `test`/`predict` (and so `predictions.csv`) writes to `--out`, or to
     `<run>/<subcommand>/version_N` of the `--ckpt_path` checkpoint's run, where its training logs are, rather than to
@@ -295,7 +320,3 @@ def main(args: list[str] | None = None) -> VideoCLI | None:
                     save_config_callback=RunFiles,
                     save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
 
-
-def run() -> None:
-    """The `lightning-video` console script: without this wrapper the returned CLI would print as the exit message."""
-    main()

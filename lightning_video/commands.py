@@ -10,6 +10,7 @@ import importlib
 # command -> (module whose `main(args: list[str]) -> int` runs it, one line for `--help`)
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "check-data": ("lightning_video.check_data", "decode every video of a dataset and report the unreadable ones"),
+    "flops": ("lightning_video.flops", "GFLOPs per view and parameters of a config's backbone at its clip size"),
     "plot": ("lightning_video.plot", "draw the learning curves of runs from their metrics.csv"),
 }
 

@@ -4,23 +4,30 @@ fvcore counts matrix products, convolutions and norms (LayerNorm as 5 FLOPs per 
 ops (adds, softmax, GELU). It has no handle for the fused attention kernel and would count it as zero, so we
 register one, and refuse to answer when any other attention or matrix-product op goes uncounted.
 
-    python -m lightning_video.flops --attention divided --num-frames 8 --img-size 224
+    lightning-video flops --config experiments/configs/timesformer_k400.yaml --attention joint
+    lightning-video flops --attention divided --num_frames 8 --img_size 224
 """
 from __future__ import annotations
 
 import argparse
 import math
 import re
-from collections.abc import Sequence
+import sys
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import Handle, get_shape
+from jsonargparse import ArgumentParser
 from torch import nn
 
-from lightning_video.models import ATTENTIONS, VideoTransformer
+from lightning_video.models import VideoTransformer
 
+VIDEO_TRANSFORMER = "lightning_video.models.VideoTransformer"
+# The data settings `fit` links into the backbone (`cli.VideoCLI.add_arguments_to_parser`) -> the backbone's argument
+DATA_LINKS = {"num_frames": "num_frames", "crop_size": "img_size"}
 # Unsupported ops whose names look like these do real matrix work; fvcore skipping them would under-count.
 _CONTRACTION = re.compile(r"attention|attn|matmul|einsum|dot|mm_?$|::(conv|linear)", re.IGNORECASE)
 
@@ -79,18 +86,40 @@ def count(model: VideoTransformer, num_frames: int | None = None, img_size: int 
     return flops / 1e9, sum(p.numel() for p in model.parameters()) / 1e6
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Print the GFLOPs per view and parameters of a `VideoTransformer`; unset options keep its defaults
-    (TimeSformer-B: ViT-B/16, 8 frames at 224, 400 classes)."""
-    parser = argparse.ArgumentParser(prog="python -m lightning_video.flops", description=main.__doc__,
-                                     argument_default=argparse.SUPPRESS)
-    parser.add_argument("--attention", choices=list(ATTENTIONS))
-    for name in ("num-frames", "img-size", "patch-size", "embed-dim", "depth", "num-heads", "num-classes"):
-        parser.add_argument(f"--{name}", type=int)
-    model = VideoTransformer(**vars(parser.parse_args(argv)))
+def parser(config: dict, config_dir: Path) -> ArgumentParser:
+    """`VideoTransformer`'s arguments as options, defaulting to the backbone of a fit config (`config`, with its pieces
+    read from `config_dir`) and its clip size, as `fit` links them: `data.num_frames`, `data.crop_size`."""
+    parser = ArgumentParser(prog="lightning-video flops", description=main.__doc__)
+    parser.add_argument("--config", type=str | None, default=None,
+                        help="a fit config: its model.backbone, data.num_frames and data.crop_size are the defaults")
+    parser.add_class_arguments(VideoTransformer)
+    backbone = (config.get("model") or {}).get("backbone") or {}
+    if isinstance(backbone, str):  # a piece, relative to the config (`experiments/configs/pieces/backbone/*.yaml`)
+        backbone = yaml.safe_load((config_dir / backbone).read_text())
+    if backbone.get("class_path", VIDEO_TRANSFORMER) != VIDEO_TRANSFORMER:
+        parser.error(f"model.backbone.class_path {backbone['class_path']}: flops counts {VIDEO_TRANSFORMER}")
+    data = config.get("data") or {}
+    linked = {ours: data[theirs] for theirs, ours in DATA_LINKS.items() if data.get(theirs) is not None}
+    parser.set_defaults({**(backbone.get("init_args") or {}), **linked})
+    return parser
+
+
+def main(args: list[str]) -> int:
+    """Print the GFLOPs per view and parameters of a `VideoTransformer`: a fit config's backbone at its clip size
+    (`--config`), with any argument changed (`--attention joint`, `--num_frames 16`, ...); without a config, the
+    defaults (TimeSformer-B: ViT-B/16, 8 frames at 224, 400 classes). The class count is the backbone's own: the
+    dataset's changes the head's share only."""
+    given = argparse.ArgumentParser(add_help=False)
+    given.add_argument("--config")
+    config_path = given.parse_known_args(args)[0].config
+    config = (yaml.safe_load(Path(config_path).read_text()) or {}) if config_path else {}
+    options = parser(config, Path(config_path or ".").parent).parse_args(args).as_dict()
+    options.pop("config")
+    model = VideoTransformer(**options)
     gflops, params = count(model)
     print(f"{model.attention} {model.num_frames}x{model.img_size}: {gflops:.4g} GFLOPs/view, {params:.4g}M params")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

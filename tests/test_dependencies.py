@@ -1,5 +1,6 @@
-"""Every third-party module that `lightning_video/` imports is a distribution `pyproject.toml` declares (required or in
-an extra), so `pip install .` brings what the code imports; and `requirements.txt` pins every declared one."""
+"""Every third-party module that `lightning_video/` (and `experiments/`) imports is a distribution `pyproject.toml`
+declares (required or in an extra), so `pip install .` brings what the code imports; and `requirements.txt` pins
+every declared one."""
 from __future__ import annotations
 
 import ast
@@ -86,3 +87,16 @@ def test_requirements_pin_every_declared_dependency():
     lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
     assert [line for line in lines if "==" not in line] == []  # exact pins: the set the tests ran with
     assert declared(pyproject()) - {"lightning-video"} - {requirement_name(line) for line in lines} == set()
+
+
+# Imported by experiments/ only where installed, each inside `try: ... except ImportError`, which says what is skipped.
+OPTIONAL_IN_EXPERIMENTS = {"decord": "bench/data.py measures PyTorchVideo's decord decoder where installed",
+                           "pynvml": "bench/utilisation.py samples GPU use where NVML is installed"}
+
+
+def test_every_third_party_import_of_the_experiments_is_declared_or_a_known_optional_one():
+    imports = third_party_imports(ROOT / "experiments")
+    assert {"matplotlib", "pytorchvideo"} <= imports.keys()  # the plots; the data benchmark's reference
+    missing = undeclared({module: files for module, files in imports.items() if module != PACKAGE},
+                         declared(pyproject()))
+    assert missing.keys() == OPTIONAL_IN_EXPERIMENTS.keys(), missing

@@ -3,17 +3,24 @@ failures instead of meaningless numbers, and outputs where people look."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
+import re
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+import published_layouts
+from hub_cache import cache_timm_vit, offline_cache
 from lightning_video.cli import main
 from lightning_video.training.module import VideoClassifier
+from lightning_video.training.progress import ProgressLines
 from lightning_video.training.schedules import WarmupCosineLR
 from tests.test_runs import tiny_fit
 from tests.test_training import loader, tiny_backbone, trainer
@@ -167,3 +174,80 @@ def test_predict_writes_to_a_stated_out_folder(limited_run: tuple[Path, str], mo
 def test_predict_writes_beside_the_checkpoints_run(limited_run: tuple[Path, str], motion_root: Path):
     main(["predict", "--ckpt_path", str(limited_run[0]), "--data.path", str(motion_root / "test"), *EVALUATE])
     assert (limited_run[0].parents[1] / "predict/version_0/predictions.json").is_file()
+
+
+# The README's own-videos section, run as written on tiny videos, with a tiny model and its weights by the recipe's name
+# from an offline Hub cache (tests/hub_cache.py).
+
+README = Path(__file__).parents[1] / "README.md"
+MY_VIDEOS = Path(__file__).parents[1] / "experiments/configs/my_videos.yaml"
+RECIPE_WEIGHTS = yaml.safe_load(MY_VIDEOS.read_text())["model"]["pretrained"]
+TINY_DATA = ["--data.num_workers", "0", "--data.num_frames", "4", "--data.sampling_rate", "2", "--data.crop_size", "16",
+             "--data.train_min_short_side", "16", "--data.train_max_short_side", "20"]
+TINY_VIT = dict(img_size=16, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=0)
+TINY_MODEL = [f"--model.backbone.init_args.{key}={TINY_VIT[key]}" for key in ("patch_size", "embed_dim", "depth",
+                                                                              "num_heads")]
+
+
+def readme_own_videos_commands() -> list[list[str]]:
+    """The commands of the README's "Use your own videos" section, without the program name."""
+    section = README.read_text().split("\n## Use your own videos\n")[1].split("\n## ")[0]
+    block = section.split("```bash\n")[1].split("```")[0]
+    return [shlex.split(line)[1:] for line in block.splitlines() if line.strip()]
+
+
+def write_own_videos(root: Path, train: int, val: int, test: int) -> None:
+    """The csv layout the README describes: `path label` lines, two classes, and classes.txt."""
+    root.mkdir(parents=True)
+    (root / "classes.txt").write_text("waving\nclapping\n")
+    for split, count in (("train", train), ("val", val), ("test", test)):
+        lines = [f"videos/{split}_{index}.mp4 {index % 2}\n" for index in range(count)]
+        (root / f"{split}.csv").write_text("".join(lines))
+        for index in range(count):
+            published_layouts.write_video(root / f"videos/{split}_{index}.mp4")
+
+
+@pytest.fixture
+def in_a_users_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder holding the repository's experiments/, with the recipe's weights in an offline Hub cache."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "experiments").symlink_to(MY_VIDEOS.parents[1], target_is_directory=True)
+    cache_timm_vit(offline_cache(tmp_path / "hf_home", monkeypatch), RECIPE_WEIGHTS, tmp_path / "vit", **TINY_VIT)
+    return tmp_path
+
+
+def test_the_readmes_own_videos_commands_check_and_train_on_40_videos(in_a_users_folder: Path):
+    write_own_videos(in_a_users_folder / "my_data", train=24, val=8, test=8)
+    check, fit = readme_own_videos_commands()
+    assert check[0] == "check-data" and fit[0] == "fit"
+    with pytest.raises(SystemExit) as checked:
+        main([*check, "--data.num_workers", "0"])
+    assert checked.value.code == 0 and json.loads(Path("unreadable.json").read_text())["videos"] == 40
+    with _captured_info() as text:
+        main([*fit, *TINY_DATA, *TINY_MODEL, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"])
+    run = in_a_users_folder / "runs/my_data/version_0"  # named after the data folder
+    assert (run / "checkpoints/last.ckpt").is_file()
+    assert f"{RECIPE_WEIGHTS} (timm / TimeSformer names): " in text.getvalue()  # the load report
+    assert re.search(r"test video top-1: \d\.\d{3} over 8 videos", text.getvalue())
+
+
+def test_the_readmes_own_videos_command_on_7_videos_says_there_are_too_few(in_a_users_folder: Path):
+    write_own_videos(in_a_users_folder / "my_data", train=5, val=1, test=1)
+    fit = readme_own_videos_commands()[1]
+    with pytest.raises(ValueError, match=r"training split has 5 videos, fewer than data\.batch_size=8"):
+        main([*fit, *TINY_DATA, *TINY_MODEL, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"])
+
+
+# A quiet, discoverable command line.
+
+def test_progress_lines_say_the_time_the_rate_and_when_the_run_ends():
+    model = VideoClassifier(tiny_backbone(), optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
+    with _captured_info() as text:
+        trainer(max_epochs=2, callbacks=[ProgressLines()], enable_progress_bar=True, log_every_n_steps=2,
+                num_sanity_val_steps=0).fit(model, loader(8), loader(4))  # 4 batches per epoch, 8 in the run
+    lines = [line for line in text.getvalue().splitlines() if line.startswith("epoch")]
+    timing = r"\[(\d+:\d\d:\d\d) elapsed, [\d.e-]+ s/batch, run ETA (\d+:\d\d:\d\d)\]: "
+    assert [re.sub(timing, "[T]: ", line).split(":")[0] for line in lines] == [
+        "epoch 0 batch 2/4 [T]", "epoch 0 batch 4/4 [T]", "epoch 0 validation [T]",
+        "epoch 1 batch 2/4 [T]", "epoch 1 batch 4/4 [T]", "epoch 1 validation [T]"]
+    assert re.search(timing, lines[-2])[2] == "0:00:00"  # the last batch: nothing left

@@ -228,6 +228,6 @@ def test_count_restores_training_modes():
 
 
 def test_command_line_prints_gflops_and_params(capsys):
-    flops.main(["--attention", "space", "--num-frames", "2", "--img-size", "32", "--patch-size", "16",
-                "--embed-dim", "64", "--depth", "1", "--num-heads", "2"])
+    flops.main(["--attention", "space", "--num_frames", "2", "--img_size", "32", "--patch_size", "16",
+                "--embed_dim", "64", "--depth", "1", "--num_heads", "2"])
     assert re.fullmatch(r"space 2x32: [\d.e-]+ GFLOPs/view, [\d.]+M params\n", capsys.readouterr().out)

@@ -217,6 +217,9 @@ VALUES: dict[str, dict[str, Traced]] = {
                   "checkpoint.monitor": T("val/clip_action_top1", "X-ViT Table 7 (action top-1 first)")},
 }
 
+# The recipe for one's own videos is the TimeSformer K400 recipe on another dataset (experiments/configs/my_videos.yaml).
+VALUES["my_videos"] = timesformer(TS_K, **BASE_KINETICS)
+
 
 def resolved(recipe: Path) -> dict:
     """The `fit` config the CLI resolves from the recipe and its pieces (`--print_config`)."""

@@ -38,8 +38,9 @@ BACKBONE_PRESETS = {"timesformer_vit_b16": ("timesformer_base_8x224", {}),
                     "xvit_vit_b16_rho25_segments8": ("xvit_k600_16x224", {}),
                     "synthetic_divided": ("synthetic_8x32", {})}
 LINKED_FROM_DATA = {"num_frames", "img_size", "num_classes"}
-# A paper recipe's name ends with its dataset: the layout it must declare (HowTo100M comes as the csv layout).
-DATASET_IN_NAME = {"k400": "kinetics", "k600": "kinetics", "ssv2": "ssv2", "howto100m": "csv", "epic": "epic_kitchens"}
+# A paper recipe's name ends with its dataset: the layout it must declare (HowTo100M and my_videos: the csv layout).
+DATASET_IN_NAME = {"k400": "kinetics", "k600": "kinetics", "ssv2": "ssv2", "howto100m": "csv", "epic": "epic_kitchens",
+                   "videos": "csv"}
 
 
 def shrunk(recipe: Path) -> list[str]:
@@ -58,7 +59,7 @@ def shrunk(recipe: Path) -> list[str]:
             "--model.backbone.init_args.embed_dim", "32", "--model.backbone.init_args.depth", "1",
             "--model.backbone.init_args.num_heads", "2", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
             "--trainer.num_nodes", "1", "--trainer.strategy", "auto", "--trainer.enable_progress_bar", "false",
-            "--trainer.fast_dev_run", "1"]
+            "--trainer.fast_dev_run", "1", "--model.pretrained", "null"]  # ViT-B weights fit no tiny model
 
 
 def declared_data(recipe: Path) -> dict:

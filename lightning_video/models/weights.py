@@ -1,12 +1,13 @@
 """Load pretrained weights into a VideoTransformer, whatever their source, and say what became of each tensor.
 
-    report = load_pretrained(model, "vit_base_patch16_224.augreg_in21k.safetensors")  # image weights -> video
+    report = load_pretrained(model, "timm/vit_base_patch16_224.augreg_in21k")  # image weights -> video
 
 Sources: timm / original ViT image weights (a state dict file, or the original release's .npz), official
 TimeSformer (`{"model_state": ...}`, `model.` prefix) and X-ViT checkpoints, HF Timesformer (a `save_pretrained`
-directory or its state dict) and this project's Lightning checkpoints (`backbone.` prefix). The steps: read, rename
-to our names (one function per format), adapt (embeddings fitted to the clip size, `resize.py`; the image attention
-copied into a scheme's extra attentions; a head of another class count left out), check shapes, load, report.
+directory or its state dict) and this project's Lightning checkpoints (`backbone.` prefix), from a path or by name (a
+timm name or Hub repo id, `hub.py`). The steps: read, rename to our names (one function per format), adapt
+(embeddings fitted to the clip size, `resize.py`; the image attention copied into a scheme's extra attentions; a head
+of another class count left out), check shapes, load, report.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from safetensors.torch import load_file
 
 from lightning_video.models.checkpoint_file import load_checkpoint_file
 from lightning_video.models.hf_export import from_hf_name
+from lightning_video.models.hub import local_weights
 from lightning_video.models.resize import (RESIZES, Resize, resize_pos_embed, resize_pos_embed_timesformer,
                                            resize_pos_embed_xvit, resize_time_embed, resize_time_embed_nearest,
                                            tile_time_embed)
@@ -33,6 +35,7 @@ from lightning_video.models.xvit import XViT
 log = logging.getLogger(__name__)
 
 TORCH_SUFFIXES = (".pth", ".pt", ".pyth", ".bin", ".ckpt")
+FILE_SUFFIXES = (*TORCH_SUFFIXES, ".safetensors", ".npz")
 HF_FILES = ("model.safetensors", "pytorch_model.bin")
 # Where training checkpoints keep the state dict: official TimeSformer / X-ViT, Lightning, DeiT, wrapped models.
 CONTAINERS = ("model_state", "state_dict", "model", "module")
@@ -96,8 +99,9 @@ def load_pretrained(model: VideoTransformer, source: str | Path | Mapping[str, A
 
     Args:
         model: the model to fill.
-        source: a checkpoint file (.pth, .pt, .pyth, .bin, .ckpt, .safetensors, .npz), an HF model directory, or
-            a state dict (or training checkpoint dict) already in memory.
+        source: a checkpoint file (.pth, .pt, .pyth, .bin, .ckpt, .safetensors, .npz), an HF model directory, a
+            timm name or Hugging Face Hub repo id (`hub.local_weights`), or a state dict (or training checkpoint
+            dict) already in memory.
         strict: fail on any missing or unexpected tensor. What is skipped on purpose (see `LoadReport.skipped`)
             is not an error: a head of another class count, the video parts image weights do not have.
         resize: how `pos_embed` and `time_embed` are fitted when the checkpoint's frame size or frame count is not
@@ -116,7 +120,7 @@ def load_pretrained(model: VideoTransformer, source: str | Path | Mapping[str, A
     if resize not in RESIZES:
         raise ValueError(f"unknown resize {resize!r}; valid: {', '.join(RESIZES)}")
     name = "state dict" if isinstance(source, Mapping) else str(source)
-    checkpoint = source if isinstance(source, Mapping) else _read(Path(source))
+    checkpoint = source if isinstance(source, Mapping) else _read(local_weights(source))
     format_name, state = _convert(checkpoint, name)
     report = LoadReport(name, format_name)
     target = model.state_dict()
@@ -158,7 +162,7 @@ def _read(path: Path) -> Mapping[str, Any]:
                              f"weights_only=False; if you trust the file, load it so yourself and pass the dict "
                              f"to load_pretrained") from error
     raise ValueError(f"unknown checkpoint file type {path.suffix!r} ({path}); supported: "
-                     f"{', '.join((*TORCH_SUFFIXES, '.safetensors', '.npz'))} or an HF model directory")
+                     f"{', '.join(FILE_SUFFIXES)} or an HF model directory")
 
 
 def _convert(checkpoint: Mapping[str, Any], name: str) -> tuple[str, dict[str, torch.Tensor]]:

@@ -40,7 +40,8 @@ class VideoClassifier(pl.LightningModule):
         lr_scheduler: schedule, stepped once per epoch (`WarmupCosineLR` spans the trainer's length itself, per step
             where training is in steps); None keeps the lr constant.
         label_smoothing: moves every training target towards 1/num_classes by this much.
-        pretrained: weights to start the backbone from: a checkpoint file or an HF model directory, in any format
+        pretrained: weights to start the backbone from: a checkpoint file, an HF model directory, a timm name or a
+            Hub repo id (`timm/vit_base_patch16_224.augreg_in21k`), in any format
             `lightning_video.models.load_pretrained` reads (it adapts clip size and scheme, and logs a report).
         pretrained_resize: how `pretrained` embeddings of another frame size or frame count are fitted: "smooth" or
             "official" (what the official code of the model's paper does; see `load_pretrained`'s `resize`).

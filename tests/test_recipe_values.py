@@ -43,7 +43,8 @@ def timesformer_solver(config: str) -> dict[str, Traced]:
     return {
         "model.backbone.init_args.attention": T("divided", f"{config} TIMESFORMER.ATTENTION_TYPE divided_space_time"),
         "model.backbone.init_args.drop_path_rate": T(0.1, "ts:timesformer/models/vit.py vit_base_patch16_224"),
-        # The config's MODEL.DROPOUT_RATE 0.5 is read by no TimeSformer model: its head is a bare Linear.
+        "model.backbone.init_args.head_drop_rate": T(0.0, f"{config} MODEL.DROPOUT_RATE 0.5 is read by no TimeSformer "
+                                                          "model: its head is a bare Linear"),
         "model.backbone.init_args.drop_rate": T(0.0, "ts:timesformer/models/vit.py vit_base_patch16_224 drop_rate=0."),
         "model.optimizer.class_path": T("torch.optim.SGD", f"TimeSformer Section 4; {config} SOLVER.OPTIMIZING_METHOD"),
         "model.optimizer.init_args.lr": T(0.005, f"TimeSformer Section 4; {config} SOLVER.BASE_LR"),
@@ -113,7 +114,7 @@ def xvit(config: str, shift_div: int, segment_frames: int | None, lr: Traced, we
         "model.backbone.init_args.attention_options": T(options, f"X-ViT ablations (mixing, ρ, TA head); {config} "
                                                                  "XVIT.SHIFT_DIV, NUM_SEGMENTS, CONSENSUS_TYPE vit"),
         "model.backbone.init_args.drop_path_rate": T(0.0, f"{XV_DEFAULTS} XVIT.BACKBONE.DROP_PATH_RATE"),
-        # The config's MODEL.DROPOUT_RATE 0.5 (frame features and the TA head's MLP) has no setting here.
+        "model.backbone.init_args.head_drop_rate": T(0.5, f"{config} MODEL.DROPOUT_RATE (frame features, TA head MLP)"),
         "model.backbone.init_args.drop_rate": T(0.0, "xv:slowfast/models/video_model_builder.py drop_rate=0"),
         "model.optimizer.class_path": T("torch.optim.SGD", f"{XV_PAPER}; {config} SOLVER.OPTIMIZING_METHOD"),
         "model.optimizer.init_args.lr": lr,

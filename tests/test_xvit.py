@@ -243,3 +243,29 @@ def test_ta_head_and_its_classifier_keep_nn_linear_init_as_the_official_vithead(
 def test_bad_options_are_refused_with_the_valid_choices(options: dict, message: str):
     with pytest.raises(ValueError, match=message):
         VideoTransformer("xvit", **TINY, attention_options=options)
+
+
+@pytest.mark.parametrize("attention, temporal", [("xvit", "mean"), ("xvit", "ta"), ("divided", None)])
+def test_head_dropout_drops_what_the_official_code_drops(attention: str, temporal: str | None):
+    """X-ViT's `MODEL.DROPOUT_RATE`: each frame's normed feature is dropped on its own before the readout (the
+    official `base_model.head` Dropout), and the TA head's MLP output too; TimeSformer's clip feature, once. In eval
+    mode the model is the one without it."""
+    options = {"attention_options": {"temporal": temporal}} if temporal else {}
+    model = VideoTransformer(attention, **TINY, drop_path_rate=0.0, head_drop_rate=0.5, **options).train()
+    seen = []
+    model.temporal_head.head_drop.register_forward_hook(lambda module, args, out: seen.append((args[0], out)))
+    video = torch.randn(VIDEO_SHAPE)
+    features = model.forward_features(video)
+    features_in, dropped = seen[0]
+    assert features_in.shape == ((2, 4, 32) if attention == "xvit" else (2, 32))
+    kept = dropped != 0
+    assert 0.3 < kept.float().mean() < 0.7
+    torch.testing.assert_close(dropped[kept], 2 * features_in[kept])
+    if temporal == "mean":
+        torch.testing.assert_close(features, dropped.mean(dim=1))
+    if temporal == "ta":
+        assert model.temporal_head.mlp_head[-1].p == 0.5
+    without = VideoTransformer(attention, **TINY, drop_path_rate=0.0, **options)
+    without.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(video), without.eval()(video))

@@ -14,6 +14,8 @@ from lightning_video.models.video_transformer import VideoTransformer
 VIT_BASE_16 = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, num_classes=400)
 # X-ViT's best SSv2 setting: keys and values mixed from t±1 at ρ = 50% in every layer, the TA head.
 XVIT_MIXING = dict(attention="xvit", attention_options=dict(mix="kv", shift_div=4, temporal="ta"))
+# The official X-ViT's MODEL.DROPOUT_RATE in every released config (`VideoTransformer.head_drop_rate`).
+XVIT_HEAD_DROP = 0.5
 SYNTHETIC = dict(img_size=32, patch_size=8, num_frames=8, embed_dim=96, depth=4, num_heads=4, drop_path_rate=0.0,
                  time_embed_init="sincos", num_classes=8)
 
@@ -26,8 +28,10 @@ def _timesformer(classes: int, frames: int, size: int) -> dict[str, Any]:
 
 def _xvit(classes: int, shift_div: int, segment_frames: int) -> dict[str, Any]:
     """Official X-ViT (`XVIT`, configs `xvit_B16_16x16_*.yaml`): kv mixing in every layer (LOCATIONS_LIST 0-14 covers
-    all 12), SHIFT_DIV, NUM_SEGMENTS, the TA head (CONSENSUS_TYPE vit), 16 frames at 224, no drop path."""
+    all 12), SHIFT_DIV, NUM_SEGMENTS, the TA head (CONSENSUS_TYPE vit), 16 frames at 224, no drop path, head dropout
+    MODEL.DROPOUT_RATE."""
     return dict(VIT_BASE_16, attention="xvit", num_classes=classes, num_frames=16, img_size=224, drop_path_rate=0.0,
+                head_drop_rate=XVIT_HEAD_DROP,
                 attention_options=dict(mix="kv", shift_div=shift_div, temporal="ta", segment_frames=segment_frames))
 
 
@@ -59,8 +63,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "timesformer_base_8x224": dict(VIT_BASE_16, attention="divided", num_frames=8, img_size=224),
     "timesformer_hr_16x448": dict(VIT_BASE_16, attention="divided", num_frames=16, img_size=448),
     "timesformer_l_96x224": dict(VIT_BASE_16, attention="divided", num_frames=96, img_size=224),
-    "xvit_base_8x224": dict(VIT_BASE_16, **XVIT_MIXING, num_frames=8, img_size=224),
-    "xvit_base_16x224": dict(VIT_BASE_16, **XVIT_MIXING, num_frames=16, img_size=224),
+    "xvit_base_8x224": dict(VIT_BASE_16, **XVIT_MIXING, num_frames=8, img_size=224, head_drop_rate=XVIT_HEAD_DROP),
+    "xvit_base_16x224": dict(VIT_BASE_16, **XVIT_MIXING, num_frames=16, img_size=224, head_drop_rate=XVIT_HEAD_DROP),
     "synthetic_8x32": dict(SYNTHETIC, attention="divided"),
     "xvit_synthetic_8x32": dict(SYNTHETIC, **XVIT_MIXING),
     **{name: settings for name, (_, settings) in RELEASED.items()},

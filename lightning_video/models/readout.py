@@ -9,7 +9,16 @@ class Readout(nn.Module):
     """Turns the last block's cls tokens `[batch, sequences per clip, dim]` into the clip feature `[batch, dim]`.
 
     The backbone's final `norm` is passed in rather than owned, so its weights keep their official name (`norm`);
-    where it applies is the readout's to say (the papers differ)."""
+    where it applies is the readout's to say (the papers differ). So is where `head_drop` (dropout on the features
+    the classifier reads) applies.
+
+    Args:
+        head_drop: dropout probability on the features the classifier reads (`VideoTransformer.head_drop_rate`).
+    """
+
+    def __init__(self, head_drop: float = 0.0) -> None:
+        super().__init__()
+        self.head_drop = nn.Dropout(head_drop)
 
     def read(self, cls: torch.Tensor, norm: nn.Module) -> torch.Tensor:
         raise NotImplementedError
@@ -26,4 +35,4 @@ class ClsReadout(Readout):
     official space-only model)."""
 
     def read(self, cls: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-        return norm(cls.mean(dim=1))
+        return self.head_drop(norm(cls.mean(dim=1)))

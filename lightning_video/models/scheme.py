@@ -68,6 +68,7 @@ class Scheme:
         steps schemes are made of."""
         return block.attend_sequence(x, cls_only)
 
-    def readout(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float) -> Readout:
-        """The module that reads the clip feature the head classifies from the last block's cls token(s)."""
-        return ClsReadout()
+    def readout(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, head_drop: float) -> Readout:
+        """The module that reads the clip feature the head classifies from the last block's cls token(s), with
+        dropout `head_drop` on the features the classifier reads."""
+        return ClsReadout(head_drop)

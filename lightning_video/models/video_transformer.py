@@ -74,6 +74,9 @@ class VideoTransformer(nn.Module):
         drop_rate: dropout after embeddings, attention projections and MLPs.
         attn_drop_rate: dropout on attention weights.
         drop_path_rate: stochastic depth, rising linearly from 0 in the first block to this value.
+        head_drop_rate: dropout on the features the classifier reads; where, the scheme's readout says. The official
+            X-ViT (`MODEL.DROPOUT_RATE`, 0.5 in its configs) drops each frame's feature before the readout and the
+            TA head's hidden MLP features; the official TimeSformer's configs set it too, but its model never reads it.
         in_chans: input channels.
         time_embed_init: "zeros" (official: a fresh video model computes what its image model does, right when
             starting from image weights) or "sincos" (sinusoidal codes, learned from there). From scratch the
@@ -97,7 +100,8 @@ class VideoTransformer(nn.Module):
     def __init__(self, attention: Scheme | str = "divided", num_classes: int = 400, img_size: int = 224,
                  patch_size: int = 16, num_frames: int = 8, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, pos_embed: PosEmbed | None = None,
-                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, in_chans: int = 3,
+                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
+                 head_drop_rate: float = 0.0, in_chans: int = 3,
                  time_embed_init: TimeEmbedInit = "zeros", pos_embed_init: PosEmbedInit = "trunc_normal",
                  checkpoint_blocks: bool = False,
                  attention_options: dict[str, Any] | None = None) -> None:
@@ -139,7 +143,7 @@ class VideoTransformer(nn.Module):
             for index, drop_path in enumerate(drop_paths))
         self.norm = layer_norm(embed_dim)
         # Named after X-ViT's TA head, the one readout with weights, so the official ones load by name.
-        self.temporal_head = scheme.readout(embed_dim, num_heads, num_frames, mlp_ratio, drop_rate)
+        self.temporal_head = scheme.readout(embed_dim, num_heads, num_frames, mlp_ratio, head_drop_rate)
         self.head = nn.Linear(embed_dim, num_classes)
         self.checkpoint_blocks = checkpoint_blocks
         self.cls_only_last_block = True

@@ -95,16 +95,18 @@ class XViTAttention(Attention):
 
 class FrameAverage(Readout):
     """The paper's temporal averaging: the mean of the normed per-frame cls features, which under the linear
-    `head` is the mean of the per-frame predictions."""
+    `head` is the mean of the per-frame predictions (the official code averages those); `head_drop` drops each
+    frame's feature on its own, as the official `base_model.head` Dropout does before `new_fc`."""
 
     def read(self, cls: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-        return norm(cls).mean(dim=1)
+        return self.head_drop(norm(cls)).mean(dim=1)
 
 
 class TemporalAttentionHead(Readout):
     """The official TA head (`VitHead`) up to its last Linear, which is the backbone's `head`: a zero-initialised
     cls token before the T frame features, transformer blocks without qkv bias and without position embedding
-    (as there), then LayerNorm → Linear → GELU → Dropout on the cls output. Names follow the official ones
+    (as there), then LayerNorm → Linear → GELU → Dropout (`head_drop`, as the official `MODEL.DROPOUT_RATE`) on the
+    cls output. Names follow the official ones
     (`cls_token`, `temporal_encoder.N`, `mlp_head.0/1`) so its weights load by name. Its LayerNorms, in the blocks
     and the MLP, have PyTorch's default eps 1e-5, as the official ones (the backbone's have 1e-6): with the other
     eps the released weights give other logits, by up to 1% of their size where a feature's spread is small.
@@ -117,13 +119,15 @@ class TemporalAttentionHead(Readout):
     smaller, and kv mixing with the TA head stayed at chance on the synthetic `motion` task where with this init it
     learns (docs/results/tables.md, the X-ViT table)."""
 
-    def __init__(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float, layers: int) -> None:
-        super().__init__()
+    def __init__(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, head_drop: float,
+                 layers: int) -> None:
+        super().__init__(head_drop)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         grid = TokenGrid(frames=1, height=1, width=num_frames + 1)
         self.temporal_encoder = nn.ModuleList(Block(dim, num_heads, grid, mlp_ratio=mlp_ratio, qkv_bias=False,
                                                     norm_eps=HEAD_NORM_EPS) for _ in range(layers))
-        self.mlp_head = nn.Sequential(layer_norm(dim, HEAD_NORM_EPS), nn.Linear(dim, dim), nn.GELU(), nn.Dropout(drop))
+        self.mlp_head = nn.Sequential(layer_norm(dim, HEAD_NORM_EPS), nn.Linear(dim, dim), nn.GELU(),
+                                      nn.Dropout(head_drop))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """`[B, T, D]` normed per-frame cls features -> `[B, D]`."""
@@ -133,7 +137,7 @@ class TemporalAttentionHead(Readout):
         return self.mlp_head(x[:, 0])
 
     def read(self, cls: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-        return self(norm(cls))
+        return self(self.head_drop(norm(cls)))
 
     def init_classifier(self, head: nn.Linear) -> None:
         """`head` is the official `mlp_head.4`, which, as every Linear of the head, keeps `nn.Linear`'s own init."""
@@ -231,7 +235,7 @@ class XViT(Scheme):
                              summary=mixing and self.temporal == "summary", segment_frames=self.segment_frames,
                              **kwargs)
 
-    def readout(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, drop: float) -> Readout:
+    def readout(self, dim: int, num_heads: int, num_frames: int, mlp_ratio: float, head_drop: float) -> Readout:
         if self.temporal == "ta":
-            return TemporalAttentionHead(dim, num_heads, num_frames, mlp_ratio, drop, self.temporal_layers)
-        return FrameAverage()
+            return TemporalAttentionHead(dim, num_heads, num_frames, mlp_ratio, head_drop, self.temporal_layers)
+        return FrameAverage(head_drop)

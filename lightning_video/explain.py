@@ -35,6 +35,7 @@ TOP_K = 5
 MIN_CELL = 128  # pixels: frames smaller than this are drawn enlarged
 HEAT_OPACITY = 0.5
 TITLE_HEIGHT = 16
+GAP = 4  # pixels between the cells of the grid
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,14 @@ def overlays(explanation: ClipExplanation, cell: int) -> tuple[np.ndarray, np.nd
 
 
 def figure(explanation: ClipExplanation, title: str) -> Image.Image:
-    """The grid: a title, then the frames in a row and the heat maps over them in the row below."""
+    """The grid: a title, then the frames in a row and the heat maps over them in the row below, `GAP` pixels of
+    white between cells (so that nothing seems to run from one frame into the next)."""
     frames_number, size = explanation.frames.shape[0], explanation.frames.shape[1]
     cell = size * math.ceil(MIN_CELL / size)
-    frames, blended = overlays(explanation, cell)
-    grid = np.concatenate([np.concatenate(list(row), axis=1) for row in (frames, blended)], axis=0)
-    image = Image.new("RGB", (frames_number * cell, TITLE_HEIGHT + 2 * cell), "white")
-    image.paste(Image.fromarray(grid), (0, TITLE_HEIGHT))
+    image = Image.new("RGB", (frames_number * (cell + GAP) - GAP, TITLE_HEIGHT + 2 * cell + GAP), "white")
+    for row, images in enumerate(overlays(explanation, cell)):
+        for column, frame in enumerate(images):
+            image.paste(Image.fromarray(frame), (column * (cell + GAP), TITLE_HEIGHT + row * (cell + GAP)))
     ImageDraw.Draw(image).text((2, 2), title, fill="black")
     return image
 

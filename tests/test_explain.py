@@ -13,11 +13,12 @@ from PIL import Image
 from lightning_video import load_checkpoint
 from lightning_video.cli import main as cli_main
 from lightning_video.data.datamodule import VideoDataModule
-from lightning_video.explain import MIN_CELL, TITLE_HEIGHT, ClipExplanation, main, overlays
+from lightning_video.explain import GAP, MIN_CELL, TITLE_HEIGHT, ClipExplanation, main, overlays
 from lightning_video.models.rollout import rollout
 from test_runs import tiny_fit
 
 FRAMES, PATCHES_PER_SIDE = 4, 2  # the tiny fit's clips: 4 frames of 16 × 16 pixels, 8-pixel patches
+FIGURE_SIZE = (FRAMES * (MIN_CELL + GAP) - GAP, TITLE_HEIGHT + 2 * MIN_CELL + GAP)
 FIGURES = ["--trainer.callbacks+=lightning_video.training.attention_figures.AttentionFigures",
            "--trainer.callbacks.every_n_epochs", "1"]
 
@@ -43,7 +44,7 @@ def test_explain_writes_a_figure_an_animation_the_rollout_and_the_top_classes_pe
     assert folders == sorted(tmp_path / path.relative_to(motion_root / "test").with_suffix("") for path in videos)
     for folder in folders:
         image = Image.open(folder / "rollout.png")
-        assert image.size == (FRAMES * MIN_CELL, TITLE_HEIGHT + 2 * MIN_CELL)
+        assert image.size == FIGURE_SIZE
         animation = Image.open(folder / "rollout.gif")
         assert animation.n_frames == FRAMES and animation.size == (MIN_CELL, MIN_CELL)
         heat = np.load(folder / "rollout.npy")
@@ -100,5 +101,5 @@ def test_a_patch_heat_is_drawn_over_that_patch_of_that_frame():
 
 def test_the_callback_saved_the_figure_of_each_epoch(run: Path):
     image = Image.open(run / "attention/epoch=000.png")
-    assert image.size == (FRAMES * MIN_CELL, TITLE_HEIGHT + 2 * MIN_CELL)
+    assert image.size == FIGURE_SIZE
     assert np.asarray(image).std() > 0

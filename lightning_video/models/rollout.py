@@ -166,7 +166,7 @@ def _recorded_forward(model: VideoTransformer, video: torch.Tensor
         stack.enter_context(torch.no_grad())
         model.eval()
         try:
-            logits = model(video)
+            logits = model.forward(video)  # eager even where the model is compiled (`VideoClassifier.compile`)
         finally:
             model.train(was_training)
     for index, steps in enumerate(blocks):

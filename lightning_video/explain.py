@@ -70,7 +70,7 @@ def explain_clip(model: VideoTransformer, video: torch.Tensor, settings: ClipSet
     frames = ((video.cpu().float() * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 3, 0)
     return ClipExplanation(frames.numpy(), explanation.heat[0].float().cpu().numpy(),
                            [(names[index], float(p)) for p, index in zip(best.values, best.indices)],
-                           "rollout" if layer is None else f"layer{layer}")
+                           "rollout" if layer is None else f"layer{layer % len(model.blocks)}")
 
 
 def heat_colours(heat: np.ndarray) -> np.ndarray:

@@ -103,3 +103,18 @@ def test_the_callback_saved_the_figure_of_each_epoch(run: Path):
     image = Image.open(run / "attention/epoch=000.png")
     assert image.size == FIGURE_SIZE
     assert np.asarray(image).std() > 0
+
+
+def test_the_callback_logs_the_figure_to_wandb(motion_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    wandb = pytest.importorskip("wandb")
+    for variable, value in (("WANDB_MODE", "offline"), ("WANDB_DIR", str(tmp_path)), ("WANDB_SILENT", "true")):
+        monkeypatch.setenv(variable, value)
+    logger = ["--trainer.logger", "pytorch_lightning.loggers.WandbLogger", "--trainer.logger.init_args.save_dir",
+              str(tmp_path), "--trainer.logger.init_args.project", "demo"]
+    try:
+        run_id = cli_main(tiny_fit(motion_root, tmp_path, *logger, *FIGURES)).trainer.logger.version
+    finally:
+        wandb.finish()
+    logged = list(tmp_path.glob(f"wandb/offline-run-*-{run_id}/files/media/images/attention/rollout_*.png"))
+    assert len(logged) == 1 and Image.open(logged[0]).size == FIGURE_SIZE
+    assert (tmp_path / "demo" / run_id / "attention/epoch=000.png").is_file()

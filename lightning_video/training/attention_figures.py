@@ -12,11 +12,12 @@ from pytorch_lightning.loggers import WandbLogger
 
 from lightning_video.explain import explain_clip, figure, title_of
 from lightning_video.models.rollout import HeadFusion
+from lightning_video.training.runs import run_dir
 
 
 class AttentionFigures(pl.Callback):
     """Every `every_n_epochs` validation epochs, the attention rollout of one validation clip, drawn as `explain`
-    draws it: saved as `<run folder>/attention/epoch=NNN.png` (CSV and TensorBoard runs), and logged as the image
+    draws it: saved as `<run folder>/attention/epoch=NNN.png` (beside `checkpoints/`), and logged as the image
     `attention/rollout` to wandb. Computed on the global-zero process alone, from the explicit attention of that one
     clip; training keeps the fused kernels.
 
@@ -49,7 +50,7 @@ class AttentionFigures(pl.Callback):
                                    discard_ratio=self.discard_ratio)
         name = Path(dataset.videos[sample["video_index"]][0]).name
         image = figure(explanation, f"epoch {trainer.current_epoch}, " + title_of(name, explanation))
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "attention"
+        folder = run_dir(trainer) / "attention"
         folder.mkdir(parents=True, exist_ok=True)
         image.save(folder / f"epoch={trainer.current_epoch:03d}.png")
         for logger in trainer.loggers:

@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from typing import Literal, NamedTuple, get_args
 
 import torch
-from torch import nn
 
 from lightning_video.models.attention import Attention
 from lightning_video.models.block import Block
@@ -315,7 +314,8 @@ def _rolled_back(readout: torch.Tensor, mixings: list[Mixing], tokens: Tokens, h
     return weights
 
 
-def _readout_weights(tokens: Tokens, head_blocks: list[list[Step]], logits: torch.Tensor, head_fusion: HeadFusion) -> torch.Tensor:
+def _readout_weights(tokens: Tokens, head_blocks: list[list[Step]], logits: torch.Tensor,
+                     head_fusion: HeadFusion) -> torch.Tensor:
     """`[batch, tokens]`: what the clip feature takes from each token of the last block: the clip's cls token, or the
     mean of the frames' cls tokens, or, with X-ViT's TA head, the rollout of its head cls token back to them."""
     cls_tokens = tokens.is_cls.nonzero().squeeze(-1)

@@ -1,6 +1,7 @@
 """AttentionFigures: the `explain` figure of one fixed validation clip in the run's logs as training goes.
 
-    lightning-video fit --config CONFIG --trainer.callbacks+=lightning_video.training.attention_figures.AttentionFigures \
+    lightning-video fit --config CONFIG \
+        --trainer.callbacks+=lightning_video.training.attention_figures.AttentionFigures \
         --trainer.callbacks.every_n_epochs 5
 """
 from __future__ import annotations

@@ -118,7 +118,7 @@ def rollout(model: VideoTransformer, video: torch.Tensor, head_fusion: HeadFusio
         discard_ratio: in each group's fused map, zero this fraction of the lowest weights (never the cls token's
             weight on itself) before adding the residual, which sharpens the map.
     Returns:
-        `heat`: each patch's share of the clip feature (the rest stays with the cls token(s)).
+        `heat` (on the CPU): each patch's share of the clip feature (the rest stays with the cls token(s)).
     """
     if not 0.0 <= discard_ratio < 1.0:
         raise ValueError(f"discard_ratio={discard_ratio}: valid values are in [0, 1)")
@@ -234,6 +234,9 @@ def _step(attention: Attention, queries: torch.Tensor, batch: int) -> Step:
     if weights is None or weights.shape[-2] != queries.shape[-1]:
         raise RuntimeError(f"{type(attention).__name__} kept no attention map of all its queries: rollout needs the "
                            f"explicit softmax of every step, every token querying (VideoTransformer.as_written)")
+    # On the CPU, in float32 at least: one clip's maps are small, the token numbering lives there, and the products
+    # of many steps want the precision.
+    weights = weights.to("cpu", torch.promote_types(weights.dtype, torch.float32))
     return Step(queries, weights.unflatten(0, (batch, -1)), attention)
 
 
@@ -319,7 +322,7 @@ def _readout_weights(tokens: Tokens, head_blocks: list[list[Step]], logits: torc
     """`[batch, tokens]`: what the clip feature takes from each token of the last block: the clip's cls token, or the
     mean of the frames' cls tokens, or, with X-ViT's TA head, the rollout of its head cls token back to them."""
     cls_tokens = tokens.is_cls.nonzero().squeeze(-1)
-    batch, dtype = logits.shape[0], logits.dtype
+    batch, dtype = logits.shape[0], torch.promote_types(logits.dtype, torch.float32)
     if head_blocks:
         head_tokens = Tokens(1 + tokens.frames, torch.arange(1 + tokens.frames) == 0, tokens.frames, 1, 1, "clip")
         head_cls = torch.zeros(batch, head_tokens.count, dtype=dtype)

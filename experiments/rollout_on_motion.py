@@ -18,7 +18,7 @@ from jsonargparse import ArgumentParser
 
 from lightning_video import load_checkpoint
 from lightning_video.data.datamodule import VideoDataModule
-from lightning_video.models.rollout import HEAD_FUSIONS, rollout
+from lightning_video.models.rollout import HeadFusion, rollout
 
 OBJECT_CONTRAST = 0.25  # of the [0, 1] range, in some channel: the object's colour is bright, the background dark
 
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     parser = ArgumentParser(prog="python -m experiments.rollout_on_motion", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt_path", type=str, required=True)
     parser.add_argument("--data.path", type=str, required=True, help="a folder of the motion task's videos")
-    parser.add_argument("--head_fusion", type=str, default="mean", choices=list(HEAD_FUSIONS))
+    parser.add_argument("--head_fusion", type=HeadFusion, default="mean")
     parser.add_argument("--discard_ratio", type=float, default=0.0)
     args = parser.parse_args(argv)
     loaded = load_checkpoint(args.ckpt_path)

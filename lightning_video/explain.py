@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 
 from lightning_video.data.clip_settings import ClipSettings
 from lightning_video.data.datamodule import VideoDataModule
-from lightning_video.models.rollout import HEAD_FUSIONS, HeadFusion, cls_attention, rollout
+from lightning_video.models.rollout import HeadFusion, cls_attention, rollout
 from lightning_video.models.video_transformer import VideoTransformer
 
 TOP_K = 5
@@ -131,7 +131,7 @@ def parser() -> ArgumentParser:
     parser.add_argument("--out", type=str, required=True, help="the folder to write into")
     parser.add_argument("--layer", type=int | None, default=None,
                         help="draw the cls token's attention in this block (negative: from the end), not the rollout")
-    parser.add_argument("--head_fusion", type=str, default="mean", choices=list(HEAD_FUSIONS),
+    parser.add_argument("--head_fusion", type=HeadFusion, default="mean",
                         help="fuse each step's heads by their mean (the TimeSformer paper's figure) or max")
     parser.add_argument("--discard_ratio", type=float, default=0.0,
                         help="zero this fraction of each step's lowest weights (sharper maps)")
@@ -142,6 +142,8 @@ def parser() -> ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if not 0.0 <= args.discard_ratio < 1.0:
+        raise SystemExit(f"explain: --discard_ratio {args.discard_ratio}: valid values are in [0, 1)")
     checkpoint = Path(args.ckpt_path)
     if not checkpoint.is_file():
         raise SystemExit(f"explain: --ckpt_path {checkpoint} is not a file: give a checkpoint of `lightning-video fit` "
@@ -149,7 +151,10 @@ def main(argv: list[str]) -> int:
     from lightning_video.training.rebuild import load_checkpoint  # Lightning: only once the arguments are good
 
     loaded = load_checkpoint(checkpoint, map_location=args.device)
-    settings = loaded.clip_settings
+    settings, depth = loaded.clip_settings, len(loaded.model.backbone.blocks)
+    if args.layer is not None and not -depth <= args.layer < depth:
+        raise SystemExit(f"explain: --layer {args.layer}: the model has {depth} blocks; valid: 0..{depth - 1}, or "
+                         f"-{depth}..-1 from the end")
     data = VideoDataModule(**{**settings.data_arguments(), "test_clips": 1, "test_crops": 1}, path=args.data.path,
                            num_workers=0)
     try:

@@ -74,10 +74,14 @@ def test_explain_layer_draws_the_cls_attention_of_that_block(run: Path, motion_r
                                                                         "top5.json", "top5.txt"}
 
 
-def test_explain_names_a_missing_checkpoint_a_bad_path_and_unreadable_videos(run: Path, tmp_path: Path):
+def test_explain_names_a_missing_checkpoint_a_bad_option_or_path_and_unreadable_videos(run: Path, tmp_path: Path):
     checkpoint = str(run / "checkpoints/last.ckpt")
     with pytest.raises(SystemExit, match="--ckpt_path .*missing.ckpt is not a file"):
         main(["--ckpt_path", str(tmp_path / "missing.ckpt"), "--data.path", str(tmp_path), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"--layer 1: the model has 1 blocks; valid: 0..0, or -1..-1 from the end"):
+        main(["--ckpt_path", checkpoint, "--data.path", str(tmp_path), "--out", str(tmp_path), "--layer", "1"])
+    with pytest.raises(SystemExit, match=r"--discard_ratio 1.0: valid values are in \[0, 1\)"):
+        main(["--ckpt_path", checkpoint, "--data.path", str(tmp_path), "--out", str(tmp_path), "--discard_ratio", "1"])
     with pytest.raises(SystemExit, match="data.path .*nowhere does not exist"):
         main(["--ckpt_path", checkpoint, "--data.path", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="no video files"):

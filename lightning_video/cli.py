@@ -45,6 +45,7 @@ from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.training.checkpoint_io import CrashSafeCheckpointIO
 from lightning_video.training.global_batch import GlobalBatch
 from lightning_video.training.last_checkpoint import LastCheckpoint
+from lightning_video.training.metrics import JOINT
 from lightning_video.training.module import VideoClassifier
 from lightning_video.training.monitoring import ComputeMonitor
 from lightning_video.training.predictions import PredictionWriter
@@ -58,6 +59,7 @@ from lightning_video.training.runs import CONFIG_KEY, RunFiles, continue_metrics
 # `--ckpt_path` values that Lightning resolves itself rather than as a file
 LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
 
+DEFAULT_MONITOR = "val/clip_top1"  # a model with several heads monitors all of them right at once instead
 DEFAULT_LOGGER = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
 
 
@@ -93,7 +95,7 @@ class VideoCLI(LightningCLI):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "fit":
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-            parser.set_defaults({"checkpoint.monitor": "val/clip_top1", "checkpoint.mode": "max",
+            parser.set_defaults({"checkpoint.monitor": DEFAULT_MONITOR, "checkpoint.mode": "max",
                                  "checkpoint.save_last": True})
             parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
             parser.add_lightning_class_args(GlobalBatch, "global_batch")
@@ -133,7 +135,7 @@ class VideoCLI(LightningCLI):
         saved = saved_run(checkpoint, ckpt_path)
         data = saved.clip_settings.data_arguments()
         if own_labels:
-            del data["class_names"]
+            del data["class_names"], data["heads"]
         elif subcommand != "predict":  # predict reads data.path, the others the dataset the checkpoint was trained on
             data.update(_trained_data_root(checkpoint))
         # the arguments parsed again over the checkpoint's settings rather than the defaults: each one given wins
@@ -201,6 +203,9 @@ class VideoCLI(LightningCLI):
         """`checkpoint.save_last` switches `last.ckpt`, but `last_checkpoint` writes it: Lightning's own would follow
         the best-k saves, not training."""
         best, last = self._get(self.config_init, "checkpoint"), self._get(self.config_init, "last_checkpoint")
+        if best.monitor == DEFAULT_MONITOR and self.datamodule.heads:  # several heads log no single top-1
+            best.monitor = f"val/clip_{JOINT}_top1"
+            rank_zero_info(f"checkpoint.monitor {best.monitor}: the data has heads {', '.join(self.datamodule.heads)}")
         if not best.save_last:
             callbacks.remove(last)
         best.save_last = False
@@ -217,7 +222,9 @@ class VideoCLI(LightningCLI):
         metrics = results[0] if results else {}
         limited = _limited_batches(self.trainer)
         caveat = f"\nnot a result: trained and tested on limited batches ({limited})" if limited else ""
-        rank_zero_info(f"\ntest video top-1: {metrics.get('test/video_top1', float('nan')):.3f} over "
+        joint = f"test/video_{JOINT}_top1" in metrics  # a model with several heads: all of them right at once
+        top1 = metrics.get(f"test/video_{JOINT}_top1" if joint else "test/video_top1", float("nan"))
+        rank_zero_info(f"\ntest video {f'{JOINT} ' if joint else ''}top-1: {top1:.3f} over "
                        f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'}){caveat}\n"
                        f"logs, config and checkpoints: {run_dir(self.trainer)}")
 

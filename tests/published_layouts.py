@@ -49,11 +49,12 @@ def write_video(path: Path, frames: int = FRAMES) -> Path:
     return path
 
 
-def write_frame_folder(folder: Path, frames: int = FRAMES) -> Path:
-    """A video as one JPEG per frame, named like the usual SSv2 frame extraction (`000001.jpg`, ...)."""
+def write_frame_folder(folder: Path, frames: int = FRAMES, name: str = "{:06d}.jpg") -> Path:
+    """A video as one JPEG per frame, named by `name` from frame number 1 (default: like the usual SSv2 frame
+    extraction, `000001.jpg`, ...)."""
     folder.mkdir(parents=True, exist_ok=True)
     for index, image in enumerate(grey_ramp(frames)):
-        Image.fromarray(image).save(folder / f"{index + 1:06d}.jpg", quality=100)
+        Image.fromarray(image).save(folder / name.format(index + 1), quality=100)
     return folder
 
 
@@ -193,4 +194,116 @@ def diving48(root: Path) -> Path:
             [{"vid_name": name, "label": label, "start_frame": 0, "end_frame": FRAMES} for name, label in videos]))
         for name, _ in videos:
             write_video(root / "rgb" / f"{name}.mp4")
+    return root
+
+
+# Kinetics as the official download scripts leave it. Labels are class names, listed unsorted (label i is the i-th in
+# sorted order); each row says what is on disk: "ok", "missing", "short" (3 frames, less than a 4 × 2 clip),
+# "unreadable" (not a video), "replacement" (only in CVDF's replacement folder) or "corrupted" (unreadable in the split
+# folder, whole in the replacement folder). One id holds `_` and `-`; `abcdefghij1` is in train and test.
+KINETICS_CLASS_NAMES = ("zumba", "abseiling", "air drumming")
+KINETICS_TRAIN = [("zumba", "zumbazumba1", 0, 10, "ok"), ("abseiling", "-_aB3-x_9Zq", 0, 10, "ok"),
+                  ("abseiling", "abcdefghij1", 5, 15, "ok"), ("air drumming", "airdrum0001", 10, 20, "ok"),
+                  ("zumba", "zumbazumba2", 3, 13, "missing"), ("abseiling", "shortvid001", 0, 10, "short"),
+                  ("air drumming", "replaced001", 0, 10, "replacement"),
+                  ("zumba", "corrupted01", 0, 10, "corrupted")]
+KINETICS_VAL = [("abseiling", "valvideo001", 0, 10, "ok"), ("air drumming", "valvideo002", 0, 10, "ok"),
+                ("zumba", "valvideo003", 0, 10, "ok"), ("zumba", "brokenvid01", 0, 10, "unreadable"),
+                ("air drumming", "valmissing1", 0, 10, "missing")]
+KINETICS_TEST = [("abseiling", "testvideo01", 0, 10, "ok"), ("air drumming", "testvideo02", 0, 10, "ok"),
+                 ("zumba", "testvideo03", 0, 10, "ok"), ("abseiling", "abcdefghij1", 20, 30, "ok")]
+KINETICS_HEADER = ["label", "youtube_id", "time_start", "time_end", "split"]
+
+
+def kinetics_file_name(youtube_id: str, start: int, end: int) -> str:
+    return f"{youtube_id}_{start:06d}_{end:06d}.mp4"
+
+
+def _kinetics_split(table: Path, split: str, rows: list, folder_of: callable, labelled: bool = True,
+                    is_cc: bool = False) -> None:
+    """The split's official CSV (`split` column as published: train, val or test) and its videos, each written where
+    `folder_of(label, state)` says (None: nowhere)."""
+    table.parent.mkdir(parents=True, exist_ok=True)
+    header = KINETICS_HEADER[0 if labelled else 1:] + (["is_cc"] if is_cc else [])
+    with table.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        for label, youtube_id, start, end, state in rows:
+            writer.writerow(([label] if labelled else []) + [youtube_id, start, end, split] + ([0] if is_cc else []))
+            folder = folder_of(label, state)
+            if folder is None:
+                continue
+            path = folder / kinetics_file_name(youtube_id, start, end)
+            if state in ("unreadable", "corrupted"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)  # a torn download
+            else:
+                write_video(path, frames=3 if state == "short" else FRAMES)
+
+
+def kinetics_cvdf(root: Path) -> Path:
+    """CVDF's Kinetics-400: `annotations/{train,val,test}.csv` (with `is_cc`), flat `{train,val,test}/` folders and
+    `replacement/replacement_for_corrupted_k400/`."""
+    replacement = root / "replacement/replacement_for_corrupted_k400"
+    for split, rows in (("train", KINETICS_TRAIN), ("val", KINETICS_VAL), ("test", KINETICS_TEST)):
+        _kinetics_split(root / f"annotations/{split}.csv", split, rows,
+                        lambda label, state, split=split: None if state in ("missing", "replacement") else root / split,
+                        is_cc=True)
+        for label, youtube_id, start, end, state in rows:
+            if state in ("replacement", "corrupted"):
+                write_video(replacement / kinetics_file_name(youtube_id, start, end))
+    return root
+
+
+def kinetics_crawler(root: Path, test_labels: bool = True) -> Path:
+    """The crawler's layout: DeepMind's `train.csv`, `validate.csv` and `test.csv` in `root`, the videos in
+    `<split>/<label>/` (the label with its spaces); without `test_labels`, the crawler-era test CSV (no `label`
+    column), whose videos the crawler writes to `test/test/`. No replacement folder: those videos are missing."""
+    for split, table, rows in (("train", "train.csv", KINETICS_TRAIN), ("val", "validate.csv", KINETICS_VAL),
+                               ("test", "test.csv", KINETICS_TEST)):
+        labelled = test_labels or split != "test"
+        _kinetics_split(root / table, split, rows, lambda label, state, split=split, labelled=labelled:
+                        None if state in ("missing", "replacement") else
+                        root / split / (label if labelled else "test"), labelled=labelled)
+    return root
+
+
+EPIC_FRAMES = 16  # the most frames the grey ramp tells apart: "long" videos of several overlapping actions
+EPIC_COLUMNS = ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
+                "stop_timestamp", "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun", "noun_class",
+                "all_nouns", "all_noun_classes"]
+# (narration id, start_frame, stop_frame, verb class, noun class): frame numbers count from 1, as the frames are named
+EPIC_TRAIN = [("P01_01_0", 1, 8, 0, 3), ("P01_01_1", 5, 12, 3, 2), ("P02_03_0", 3, 10, 3, 3),
+              ("P02_03_1", 9, 16, 0, 2)]
+EPIC_VALIDATION = [("P01_01_2", 7, 14, 0, 3), ("P02_03_2", 2, 9, 3, 2)]
+EPIC_VERBS, EPIC_NOUNS = {0: "take", 3: "open"}, {2: "plate", 3: "door"}
+
+
+def epic_kitchens(root: Path, store: str = "videos") -> Path:
+    """EPIC_100_{train,validation}.csv with the published columns, EPIC_100_{verb,noun}_classes.csv (97 and 300
+    classes) and two long videos whose actions overlap, as `<participant>/videos/<video_id>.MP4` (`store="videos"`)
+    or as frames `<participant>/rgb_frames/<video_id>/frame_%010d.jpg` (`store="frames"`)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for head, size, named in (("verb", 97, EPIC_VERBS), ("noun", 300, EPIC_NOUNS)):
+        with (root / f"EPIC_100_{head}_classes.csv").open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["id", "key", "instances", "category"])
+            for index in range(size):
+                key = named.get(index, f"{head}{index}")
+                writer.writerow([index, key, str([key]), "kitchen"])
+    for name, actions in (("EPIC_100_train.csv", EPIC_TRAIN), ("EPIC_100_validation.csv", EPIC_VALIDATION)):
+        with (root / name).open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(EPIC_COLUMNS)
+            for narration_id, start, stop, verb, noun in actions:
+                video_id = narration_id.rsplit("_", 1)[0]
+                verb_name, noun_name = EPIC_VERBS[verb], EPIC_NOUNS[noun]
+                times = [f"00:00:{frame / 10:05.2f}" for frame in (start, start, stop)]
+                writer.writerow([narration_id, video_id[:3], video_id, *times, start, stop, f"{verb_name} {noun_name}",
+                                 verb_name, verb, noun_name, noun, str([noun_name]), str([noun])])
+    for video_id in ("P01_01", "P02_03"):
+        if store == "frames":
+            write_frame_folder(root / video_id[:3] / "rgb_frames" / video_id, EPIC_FRAMES, "frame_{:010d}.jpg")
+        else:
+            write_mp4(root / video_id[:3] / "videos" / f"{video_id}.MP4", grey_ramp(EPIC_FRAMES), fps=10)
     return root

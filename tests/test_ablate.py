@@ -52,12 +52,14 @@ def test_table_runs_every_row_writes_its_files_and_skips_finished_rows(two_row_t
     assert float(divided["params_M"]) > float(space["params_M"])  # divided adds the temporal attention's weights
     assert float(divided["gflops_per_view"]) > float(space["gflops_per_view"])
     for line in lines:
-        assert 0 <= float(line["top1"]) <= float(line["top5"]) <= 1
+        assert 0 <= float(line["top1"]) <= 1 and line["top5"] == ""  # 2 classes: no top-5, 1 by construction
         assert (Path(line["log_dirs"]) / "config.yaml").is_file()
         assert (Path(line["log_dirs"]) / "checkpoints" / "last.ckpt").is_file()
     assert [line["paper"] for line in lines] == ["1.0", "2.0"]
     table = (out / "table.md").read_text()
-    assert "| space |" in table and "| divided |" in table and "seeds 0" in table
+    (chosen,) = [line["setting"] for line in lines if line["chosen_on_val"] == "1"]  # the row chosen on validation
+    assert all(f"| {line['setting']}{' ✓' if line['setting'] == chosen else ''} |" in table for line in lines)
+    assert "seeds 0" in table
     assert (out / "top1_vs_gflops.png").stat().st_size > 0
     saved = json.loads((out / "rows" / "divided-seed0.json").read_text())
     assert saved["top1"] == pytest.approx(float(divided["top1"]))

@@ -1,10 +1,13 @@
-"""FLOP counting: fvcore's count of ViT-B/16 8×224 against hand counts of its matrix products, and the guards."""
+"""FLOP counting: fvcore's count of ViT-B/16 8×224 against hand counts of its matrix products and against torch's
+FlopCounterMode, and the guards."""
 from __future__ import annotations
 
 import re
 
 import pytest
 import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from lightning_video import flops
 from lightning_video.models import VideoTransformer, explicit_attention
@@ -143,6 +146,65 @@ def test_fused_attention_handle_counts_what_fvcore_counts_on_the_explicit_path(a
     with explicit_attention():
         explicit, _ = flops.count(model)
     assert explicit == fused
+
+
+def flop_counter_total(model: VideoTransformer, device: str) -> int:
+    """torch's `FlopCounterMode` count of one view's forward pass, the model as written (as `flops.count` counts it),
+    on `device` ("meta": a model built there; shapes only, as Lightning's `measure_flops` counts)."""
+    video = torch.zeros(1, 3, model.num_frames, model.img_size, model.img_size, device=device)
+    with torch.no_grad(), model.as_written(), FlopCounterMode(display=False) as counter:
+        model(video)
+    return counter.get_total_flops()
+
+
+def layer_norm_elements(model: VideoTransformer) -> int:
+    """Elements normalised by the LayerNorms in one view's forward pass."""
+    elements = []
+    hooks = [module.register_forward_hook(lambda module, inputs, output: elements.append(inputs[0].numel()))
+             for module in model.modules() if isinstance(module, nn.LayerNorm)]
+    try:
+        flop_counter_total(model, "cpu")
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sum(elements)
+
+
+def flop_counter_expected(model: VideoTransformer) -> int:
+    """What FlopCounterMode must count, from fvcore's count: 2 FLOPs per multiply-add (fvcore: 1), no norms (fvcore:
+    5 per LayerNorm element)."""
+    return 2 * (round(flops.count(model)[0] * 1e9) - 5 * layer_norm_elements(model))
+
+
+@pytest.mark.parametrize("attention", list(HAND_COUNTS))
+def test_flop_counter_mode_cross_checks_fvcore(attention: str, monkeypatch: pytest.MonkeyPatch):
+    """An independent count: torch's FlopCounterMode is exactly 2 × (fvcore's count − 5 × the normalised elements).
+    Attention: both count q·kᵀ and attn·v and neither the softmax; FlopCounterMode counts the fused kernels of CUDA
+    (flash, memory-efficient, cuDNN) and, on the meta device, the matrix products SDPA runs as there, but has no
+    formula for CPU's fused kernel (`_scaled_dot_product_flash_attention_for_cpu`): on a CPU it leaves attention out,
+    where our fvcore handle counts it."""
+    torch.manual_seed(0)
+    model = VideoTransformer(attention, **TINY).eval()
+    expected = flop_counter_expected(model)
+    with torch.device("meta"):
+        on_meta = VideoTransformer(attention, **TINY).eval()
+    assert flop_counter_total(on_meta, "meta") == expected
+    with explicit_attention():
+        assert flop_counter_total(model, "cpu") == expected
+    fvcore = flops.count(model)[0]
+    monkeypatch.setattr(flops, "ATTENTION_HANDLES", {name: lambda inputs, outputs: 0
+                                                     for name in flops.ATTENTION_HANDLES})
+    attention_macs = round((fvcore - flops.count(model)[0]) * 1e9)
+    assert attention_macs > 0
+    assert flop_counter_total(model, "cpu") == expected - 2 * attention_macs  # CPU's fused kernel: uncounted
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FlopCounterMode's fused-attention formulas are CUDA's")
+@pytest.mark.parametrize("attention", list(HAND_COUNTS))
+def test_flop_counter_mode_counts_cudas_fused_attention_as_fvcore_does(attention: str):
+    model = VideoTransformer(attention, **TINY).eval()
+    expected = flop_counter_expected(model)
+    assert flop_counter_total(model.cuda().to(torch.bfloat16), "cuda") == expected  # a dtype the fused kernels take
 
 
 def test_uncounted_attention_is_an_error_not_zero(monkeypatch):

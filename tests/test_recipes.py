@@ -24,9 +24,10 @@ PIECES = CONFIGS / "pieces"
 # The datasets' published layouts, written tiny by the tests (synthetic recipes generate their own task).
 LAYOUT_WRITERS: dict[str, Callable[[Path], Path]] = {"kinetics": published_layouts.kinetics_folders,
                                                      "ssv2": published_layouts.ssv2,
-                                                     "csv": published_layouts.csv_layout}
+                                                     "csv": published_layouts.csv_layout,
+                                                     "epic_kitchens": published_layouts.epic_kitchens}
 CLASS_COUNTS = {"kinetics": len(published_layouts.KINETICS_CLASSES), "ssv2": len(published_layouts.SSV2_LABELS),
-                "csv": len(published_layouts.CSV_CLASSES)}
+                "csv": len(published_layouts.CSV_CLASSES), "epic_kitchens": 97 + 300}  # verb and noun heads
 # What each backbone piece is: a preset, with the options it changes. Frames, crop and classes come from the data.
 # The TimeSformer-HR and -L presets differ from `timesformer_base_8x224` only in frames and crop: one piece serves all.
 BACKBONE_PRESETS = {"timesformer_vit_b16": ("timesformer_base_8x224", {}),
@@ -38,7 +39,7 @@ BACKBONE_PRESETS = {"timesformer_vit_b16": ("timesformer_base_8x224", {}),
                     "synthetic_divided": ("synthetic_8x32", {})}
 LINKED_FROM_DATA = {"num_frames", "img_size", "num_classes"}
 # A paper recipe's name ends with its dataset: the layout it must declare (HowTo100M comes as the csv layout).
-DATASET_IN_NAME = {"k400": "kinetics", "k600": "kinetics", "ssv2": "ssv2", "howto100m": "csv"}
+DATASET_IN_NAME = {"k400": "kinetics", "k600": "kinetics", "ssv2": "ssv2", "howto100m": "csv", "epic": "epic_kitchens"}
 
 
 def shrunk(recipe: Path) -> list[str]:

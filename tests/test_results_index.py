@@ -7,18 +7,20 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from experiments.tables import render, results_index
+from experiments.tables import figure, render, results_index, run_folder
 from experiments.tables.fit_process import RowResult
 from experiments.tables.table import Row, Scale, Table
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
-def result(setting: str, seed: int, top1: float, gflops: float = 0.5) -> RowResult:
+def result(setting: str, seed: int, top1: float, gflops: float = 0.5, val_top1: float | None = None) -> RowResult:
     return RowResult(setting, seed, params_M=1.25, gflops_per_view=gflops, top1=top1, top5=1.0, wall_s=90.0,
                      log_dir=f"/runs/{setting}-{seed}", fit_command=f"python -m lightning_video fit --seed {seed}",
-                     date="2026-11-30 17:00 UTC", hardware="Test CPU, 2 cores", commit="abc123")
+                     date="2026-11-30 17:00 UTC", hardware="Test CPU, 2 cores", commit="abc123", val_top1=val_top1,
+                     classes=None if val_top1 is None else 4)
 
 
 TABLE = Table("toy", "Toy table", "Made-up Table 9", {"synthetic": Scale(
@@ -64,8 +66,8 @@ def test_rendered_rows_are_the_index_numbers(tmp_path: Path):
 
     tables = (tmp_path / "tables.md").read_text()
     assert "## Toy table (synthetic scale)" in tables and "Paper: Made-up Table 9." in tables
-    assert ("| setting | params (M) | GFLOPs/view | top-1 (mean) | top-1, per seed | top-5 (mean) | top-5, per seed | "
-            "paper | wall (min, per seed) |") in tables
+    assert ("| setting | params (M) | GFLOPs/view | test top-1 (mean) | test top-1, per seed | test top-5 (mean) | "
+            "test top-5, per seed | paper | wall (min, per seed) |") in tables
     assert "| first | 1.25 | 0.0875 | 0.600 | 0.500 / 0.700 | 1.000 | 1.000 / 1.000 | 11.1 | 1.5 / 1.5 |" in tables
     assert "| second | 1.25 | 0.0875 | 0.188 | 0.125 / 0.250 |" in tables
     assert "Measured: hardware Test CPU, 2 cores; date 2026-11-30 17:00 UTC; commit abc123. Command: `cmd`." in tables
@@ -79,6 +81,76 @@ def test_rendered_rows_are_the_index_numbers(tmp_path: Path):
     results_index.record(index, TABLE, "synthetic", result("second", 1, 0.375, gflops=0.0875), "cmd")
     render.documents(index, tmp_path)
     assert "| second | 1.25 | 0.0875 | 0.250 | 0.125 / 0.375 |" in (tmp_path / "tables.md").read_text()
+
+
+SWEEP = Table("lr", "Learning rate", "", {"synthetic": Scale("experiments/configs/synthetic_motion.yaml", [
+    Row(f"lr={lr}", {"model.optimizer.init_args.lr": lr}) for lr in (0.0001, 0.0003, 0.001, 0.003)], seeds=[0, 1])})
+
+
+def lr_sweep(index: Path, val: dict[str, tuple[float, float]], test: dict[str, float]) -> dict:
+    for row in SWEEP.scale("synthetic").rows:
+        for seed, val_top1 in enumerate(val[row.setting]):
+            results_index.record(index, SWEEP, "synthetic", result(row.setting, seed, test[row.setting],
+                                                                   gflops=0.0875, val_top1=val_top1), "cmd")
+    return results_index.load(index / "lr_synthetic.json")
+
+
+def test_the_row_is_chosen_on_validation_not_test_and_marked(tmp_path: Path):
+    val = {"lr=0.0001": (0.5, 0.6), "lr=0.0003": (0.9, 0.8), "lr=0.001": (0.85, 0.85), "lr=0.003": (0.25, 0.25)}
+    test = {"lr=0.0001": 0.5, "lr=0.0003": 0.75, "lr=0.001": 0.95, "lr=0.003": 0.25}  # best test: lr=0.001
+    entry = lr_sweep(tmp_path, val, test)
+    assert entry["rows"][1]["runs"][0]["metrics"] == {"val_top1": 0.9, "top1": 0.75, "top5": 1.0}
+    assert entry["rows"][1]["classes"] == 4
+    text = render.runs_markdown(entry)
+    assert "val: the validation split, one centre clip per video, of the checkpoint tested; test: the test" in text
+    assert ("| setting | params (M) | GFLOPs/view | val top-1 (mean) | val top-1, per seed | test top-1 (mean) | "
+            "test top-1, per seed |") in text
+    assert "| lr=0.0003 ✓ | 1.25 | 0.0875 | 0.850 | 0.900 / 0.800 | 0.750 |" in text  # 0.850 first of equals
+    assert "| lr=0.001 | 1.25 | 0.0875 | 0.850 | 0.850 / 0.850 | 0.950 |" in text
+    assert ("✓ Chosen on validation: **lr=0.0003** (val top-1 0.850, tied with lr=0.001: the first in table order); "
+            "its test top-1 0.750 is the number to report.") in text
+
+    for row in entry["rows"]:  # an old run without a validation figure: no choice is made among the others
+        row["runs"][0]["metrics"].pop("val_top1") if row["setting"] == "lr=0.003" else None
+    text = render.runs_markdown(entry)
+    assert "✓" not in text and "No row is chosen: lr=0.003 recorded no validation top-1 for every seed" in text
+
+
+def test_the_plot_puts_the_swept_value_or_differing_gflops_on_x_with_chance_and_seeds(tmp_path: Path):
+    val = {row.setting: (0.5, 0.7) for row in SWEEP.scale("synthetic").rows}
+    entry = lr_sweep(tmp_path, val, dict.fromkeys(val, 0.5))
+    drawn, axis = figure.draw(entry, render.summary(entry), "lr=0.0001")
+    (axes,) = [axes for axes in drawn.axes if axes.get_xlabel()]
+    assert (axis.name, axes.get_xlabel(), axes.get_xscale()) == ("lr", "lr (model.optimizer.init_args.lr)", "log")
+    assert list(axes.get_xticks()) == pytest.approx([0.0001, 0.0003, 0.001, 0.003])
+    (chance,) = [line for line in axes.get_lines() if line.get_label() == "chance (1/4)"]
+    assert list(chance.get_ydata()) == [0.25, 0.25]
+    seeds = [list(points.get_offsets()[:, 1]) for points in axes.collections if len(points.get_offsets()) == 2]
+    assert [0.5, 0.7] in seeds  # each seed's validation top-1 of a row, drawn beside the mean
+    drawn.canvas.draw()  # no tick label covers another
+    boxes = [label.get_window_extent() for label in axes.get_xticklabels() if label.get_text()]
+    assert len(boxes) == 4 and not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+    entry["rows"][0]["gflops_per_view"] = 0.2  # rows that differ in cost: GFLOPs on x
+    assert figure.draw(entry, render.summary(entry), None)[1].name == "gflops"
+    for row in entry["rows"]:  # settings that are no number: in table order
+        row["gflops_per_view"], row["set"] = 0.0875, {"model.backbone.init_args.attention": row["setting"]}
+    drawn, axis = figure.draw(entry, render.summary(entry), None)
+    assert axis.categories == [row["setting"] for row in entry["rows"]]
+
+
+@pytest.mark.parametrize(("checkpoint", "expected"), [
+    ({"monitor": "val/clip_top1", "mode": "max"}, 0.75),  # the first best: Lightning keeps only a strictly better one
+    ({"monitor": "val/loss", "mode": "min"}, 0.625),  # epoch 2, not epoch 4's equal loss
+    ({"monitor": None}, 0.5),  # the final weights were tested: the last validation
+])
+def test_the_validation_figure_is_the_tested_checkpoints(tmp_path: Path, checkpoint: dict, expected: float):
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss,val/clip_top1,val/loss\n0,9,0.9,,\n0,9,,0.5,0.7\n"
+                                          "1,19,,0.75,0.6\n2,29,,0.625,0.3\n3,39,,0.75,0.5\n4,49,,0.5,0.3\n")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"checkpoint": checkpoint}))
+    assert run_folder.tested_validation_top1(tmp_path) == expected
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss\n0,9,0.9\n")
+    assert run_folder.tested_validation_top1(tmp_path) is None
 
 
 def test_the_shipped_results_documents_are_rendered_from_the_shipped_index(tmp_path: Path):

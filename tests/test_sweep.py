@@ -3,6 +3,7 @@ its base config; a 2-point grid runs here end to end and skips its finished poin
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 from test_ablate import NO_GENERATION, TINY
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
+from experiments.tables import figure, render
 from experiments.tables.sweep import SWEEPS_DIR, load
 from experiments.tables.sweep import main as sweep
 from lightning_video.cli import main as cli
@@ -56,23 +58,47 @@ def check_values(printed: dict, point: dict, name: str) -> None:
         assert found == value or {**found, **value} == found, (name, key)  # a dict value sets some of the keys
 
 
-def test_grid_runs_every_point_writes_the_table_and_skips_finished_points(motion_root: Path, tmp_path: Path,
-                                                                          capsys: pytest.CaptureFixture):
-    path = tmp_path / "wd.yaml"
-    path.write_text(yaml.safe_dump({"description": "Weight decay", "method": "grid", "command": COMMAND,
-                                    "parameters": {"model.optimizer.init_args.weight_decay": {"values": [0.0, 0.05]},
-                                                   "model.optimizer.init_args.lr": {"value": 0.001}}}))
-    arguments = [str(path), "--grid", "--out", str(tmp_path / "out"), *TINY, *NO_GENERATION,
-                 "--data.root", str(motion_root)]
+def test_grid_runs_every_point_reports_validation_and_test_and_skips_finished_points(
+        motion_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    """The report of a tiny lr sweep: validation and test columns, the row chosen on validation marked (in table.md
+    and table.csv), the plot with the lr on x; a rerun skips the finished points."""
+    path = tmp_path / "lr.yaml"
+    path.write_text(yaml.safe_dump({"description": "Learning rate", "method": "grid", "command": COMMAND,
+                                    "parameters": {"model.optimizer.init_args.lr": {"values": [0.0001, 0.001]},
+                                                   "model.optimizer.init_args.weight_decay": {"value": 0.05}}}))
+    out = tmp_path / "out"
+    arguments = [str(path), "--grid", "--out", str(out), *TINY, *NO_GENERATION, "--data.root", str(motion_root)]
     sweep(arguments)
-    with (tmp_path / "out" / "table.csv").open() as file:
+    with (out / "table.csv").open() as file:
         lines = list(csv.DictReader(file))
-    assert [line["setting"] for line in lines] == ["weight_decay=0.0", "weight_decay=0.05"]
-    assert all(0 <= float(line["top1"]) <= 1 for line in lines)
+    assert [line["setting"] for line in lines] == ["lr=0.0001", "lr=0.001"]
+    assert all(0 <= float(line[key]) <= 1 for line in lines for key in ("val_top1", "top1"))
     resolved = yaml.safe_load((Path(lines[1]["log_dirs"]) / "config.yaml").read_text())
     assert resolved["model"]["optimizer"]["init_args"] == pytest.approx({**resolved["model"]["optimizer"]["init_args"],
                                                                          "weight_decay": 0.05, "lr": 0.001})
-    assert "# Weight decay (synthetic_motion scale)" in (tmp_path / "out" / "table.md").read_text()
+    best = max(float(line["val_top1"]) for line in lines)  # the first of equals: table order
+    chosen = next(line for line in lines if float(line["val_top1"]) == best)
+    assert [line["chosen_on_val"] for line in lines] == ["1" if line is chosen else "0" for line in lines]
+
+    table = (out / "table.md").read_text()
+    assert "# Learning rate (synthetic_motion scale)" in table
+    assert "| setting | params (M) | GFLOPs/view | val top-1 | test top-1 | test top-5 |" in table
+    assert f"| {chosen['setting']} ✓ | " in table and table.count("✓") == 2  # the row, and the sentence below
+    assert f"✓ Chosen on validation: **{chosen['setting']}** (val top-1 {best:.3f}" in table
+    for line in lines:
+        assert f"curves/{Path(line['log_dirs']).name}.png" in table
+        assert (out / "curves" / f"{Path(line['log_dirs']).name}.png").stat().st_size > 0
+
+    entry = json.loads((out / "lr_synthetic_motion.json").read_text())
+    assert [row["classes"] for row in entry["rows"]] == [2, 2]
+    drawn, axis = figure.draw(entry, render.summary(entry), chosen["setting"])
+    (axes,) = [axes for axes in drawn.axes if axes.get_xlabel()]
+    assert axes.get_xlabel() == "lr (model.optimizer.init_args.lr)" and axes.get_xscale() == "log"
+    assert list(axes.get_xticks()) == pytest.approx([0.0001, 0.001])
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["0.0001", "0.001"]
+    (chance,) = [line for line in axes.get_lines() if line.get_label() == "chance (1/2)"]  # 2 classes
+    assert list(chance.get_ydata()) == [0.5, 0.5]
+    assert (out / "top1_vs_lr.png").stat().st_size > 0
 
     capsys.readouterr()
     sweep(arguments)

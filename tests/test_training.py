@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from lightning_video.training import monitoring
 from lightning_video.training.global_batch import GlobalBatch
-from lightning_video.training.losses import Mixing, classification_loss
+from lightning_video.training.losses import Mixing, classification_loss, one_hot_per_head
 from lightning_video.training.metrics import VideoPredictions, classification_metrics
 from lightning_video.models import VideoTransformer
 from lightning_video.training.module import VideoClassifier
@@ -104,6 +104,18 @@ def test_norms_biases_and_embeddings_get_no_weight_decay():
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(backbone.parameters()))
     (everything,) = parameter_groups(backbone, no_weight_decay=False)
     assert len(everything["params"]) == len(list(backbone.parameters()))
+
+
+def test_a_list_of_name_patterns_exempts_exactly_what_it_matches():
+    """The official X-ViT's rule: every parameter decays but the biases of its head modules."""
+    model = VideoClassifier(tiny_backbone(attention="xvit", attention_options={"temporal": "ta"}))
+    decay, no_decay = parameter_groups(model, ["backbone.head.bias", "backbone.temporal_head.mlp_head.*.bias"])
+    names = {id(param): name for name, param in model.named_parameters()}
+    assert sorted(names[id(param)] for param in no_decay["params"]) == [
+        "backbone.head.bias", "backbone.temporal_head.mlp_head.0.bias", "backbone.temporal_head.mlp_head.1.bias"]
+    assert len(decay["params"]) + 3 == len(list(model.parameters()))
+    with pytest.raises(ValueError, match=r"model.no_weight_decay: backbone.heads.bias match no parameter; names look"):
+        parameter_groups(model, ["backbone.heads.bias"])
 
 
 def test_the_optimizer_gets_the_groups():
@@ -218,3 +230,13 @@ def test_compiled_backbone_trains_to_the_same_weights_under_the_same_names():
     assert list(trained[1]) == list(trained[0])
     for name, weight in trained[0].items():
         torch.testing.assert_close(trained[1][name], weight, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_the_loss_of_several_heads_is_the_sum_of_each_heads_smoothed_cross_entropy():
+    logits, labels = torch.randn(3, 7), torch.tensor([[0, 1], [2, 3], [1, 0]])  # heads of 3 and 4 classes
+    expected = (F.cross_entropy(logits[:, :3], labels[:, 0], label_smoothing=0.3) +
+                F.cross_entropy(logits[:, 3:], labels[:, 1], label_smoothing=0.3))
+    assert classification_loss(logits, labels, False, 0.3, [3, 4]) == pytest.approx(expected.item())
+    targets = one_hot_per_head(labels, [3, 4])  # what Mixup and CutMix mix: each head's one-hot, side by side
+    assert targets.tolist()[1] == [0, 0, 1, 0, 0, 0, 1]
+    assert classification_loss(logits, targets, False, 0.3, [3, 4]) == pytest.approx(expected.item())

@@ -1,6 +1,7 @@
 """load_pretrained from every source format, the official image-to-video init, resizing and errors; export_hf."""
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable
@@ -245,6 +246,27 @@ def test_model_pretrained_config_key_loads_a_lightning_checkpoint(tmp_path: Path
                      args=[*base, "--model.pretrained", str(tmp_path / "last.ckpt")]).model
     for name, tensor in trained.backbone.state_dict().items():
         assert_same(model.backbone.state_dict()[name], tensor, name)
+
+
+def test_model_pretrained_resize_config_key_reaches_load_pretrained(tmp_path: Path):
+    """`--model.pretrained_resize official` fits a 32-pixel checkpoint to 48-pixel clips as `load_pretrained(...,
+    resize="official")` does (TimeSformer's nearest entries for this divided model), not as the default does."""
+    sizes = ["--model.backbone.init_args.embed_dim", "32", "--model.backbone.init_args.depth", "1"]
+    base = ["--config", CONFIG, *sizes, "--data.root", str(tmp_path / "data"), "--trainer.logger", "false"]
+    trained = VideoCLI(VideoClassifier, VideoDataModule, run=False, args=base).model
+    randomized(trained.backbone)
+    torch.save({"state_dict": trained.state_dict()}, tmp_path / "last.ckpt")
+    larger = [*base, "--data.crop_size", "48", "--data.train_min_short_side", "48", "--data.train_max_short_side", "48",
+              "--model.pretrained", str(tmp_path / "last.ckpt")]
+    pos_embed = {}
+    for resize in ("smooth", "official"):
+        model = VideoCLI(VideoClassifier, VideoDataModule, run=False,
+                         args=[*larger, "--model.pretrained_resize", resize]).model.backbone
+        pos_embed[resize] = model.pos_embed.detach()
+        reference = copy.deepcopy(model)
+        load_pretrained(reference, tmp_path / "last.ckpt", resize=resize)
+        assert_same(pos_embed[resize], reference.pos_embed.detach(), resize)
+    assert not torch.allclose(pos_embed["smooth"], pos_embed["official"])
 
 
 HF_SCHEMES = [("space", "space_only"), ("joint", "joint_space_time"), ("divided", "divided_space_time")]

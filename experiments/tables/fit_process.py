@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from experiments.tables.provenance import git_commit, hardware, utc_now
+from experiments.tables.run_folder import class_count, tested_validation_top1
 from experiments.tables.table import Row
 
-METRICS = {"params_M": "model/params_M", "gflops_per_view": "model/gflops_per_view", "top1": "test/video_top1",
-           "top5": "test/video_top5"}
+METRICS = {"params_M": "model/params_M", "gflops_per_view": "model/gflops_per_view", "top1": "test/video_top1"}
+TOP5 = "test/video_top5"  # not logged for a task of 5 classes or fewer, where it is 1 by construction
 
 
 @dataclass
@@ -32,7 +33,7 @@ class RowResult:
     params_M: float
     gflops_per_view: float
     top1: float
-    top5: float
+    top5: float | None  # None: the task has too few classes for a top-5
     wall_s: float
     log_dir: str
     # Provenance for the results index; empty in rows written before it was recorded.
@@ -40,6 +41,9 @@ class RowResult:
     date: str = ""
     hardware: str = ""
     commit: str | None = None
+    # What rows are chosen on, and the chance level; None in rows written before they were recorded.
+    val_top1: float | None = None
+    classes: int | None = None
 
 
 def run_name(setting: str, seed: int) -> str:
@@ -96,8 +100,9 @@ def run_row(config: str, row: Row, seed: int, overrides: list[str], out: Path, t
     if missing:
         raise RuntimeError(f"row {row.setting!r} (seed {seed}) logged no {', '.join(missing)} in "
                            f"{log_dir / 'metrics.csv'}: was the CSV logger replaced, or testing skipped?")
-    result = RowResult(row.setting, seed, *(values[name] for name in METRICS.values()), wall, str(log_dir),
-                       shlex.join(["python", *fit[1:]]), utc_now(), hardware(), git_commit())
+    result = RowResult(row.setting, seed, *(values[name] for name in METRICS.values()), values.get(TOP5), wall,
+                       str(log_dir), shlex.join(["python", *fit[1:]]), utc_now(), hardware(), git_commit(),
+                       tested_validation_top1(log_dir), class_count(log_dir))
     path = result_path(out, row.setting, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(result), indent=2) + "\n")

@@ -4,9 +4,11 @@ a run wrote here, never one typed into a document.
 
 One JSON file per table and scale, `INDEX/<table>_<scale>.json`: two tables running at once never write the same
 file, and two branches' results merge without conflict. A file holds the table's title, base config and command, and
-its rows in the table's order; a row holds its setting, the keys it sets, params, GFLOPs per view, the paper's number
-and its runs, one per seed, each with its metrics, wall time, hardware, date, git commit and `fit` command. A new run
-of a (setting, seed) replaces the old one; rows and seeds not run again stay as they were.
+its rows in the table's order; a row holds its setting, the keys it sets, params, GFLOPs per view, its number of
+classes, the paper's number and its runs, one per seed, each with its metrics (`val_top1`: the validation top-1 of the
+checkpoint tested, which rows are chosen on; `top1`, `top5`: the test split's, video level), wall time, hardware,
+date, git commit and `fit` command. A new run of a (setting, seed) replaces the old one; rows and seeds not run
+again stay as they were.
 
 A file may instead hold a table of measurements that are not `fit` runs (a benchmark): `"kind": "measurements"`,
 its `columns` (key, label, number format) and `rows` of values, rendered as they stand.
@@ -24,7 +26,7 @@ from experiments.tables.provenance import REPOSITORY
 from experiments.tables.table import Table
 
 INDEX_DIR = REPOSITORY / "docs" / "results" / "index"
-RUN_METRICS = ("top1", "top5")
+RUN_METRICS = ("val_top1", "top1", "top5")  # validation first: rows are chosen on it
 REQUIRED = {"runs": ("table", "scale", "title", "rows"), "measurements": ("table", "title", "columns", "rows")}
 _LOCK = threading.Lock()  # the rows of one table finish on several threads (`jobs`)
 
@@ -66,8 +68,10 @@ def record(index_dir: Path, table: Table, scale_name: str, result: RowResult, co
         rows = {line["setting"]: line for line in entry["rows"]}
         line = rows.setdefault(row.setting, {"setting": row.setting, "runs": []})
         line.update(pretraining=pretraining, config=row.config or scale.config, set=row.set, paper=row.paper,
-                    params_M=result.params_M, gflops_per_view=result.gflops_per_view)
-        run = {"seed": result.seed, "metrics": {name: getattr(result, name) for name in RUN_METRICS},
+                    params_M=result.params_M, gflops_per_view=result.gflops_per_view,
+                    **({"classes": result.classes} if result.classes else {}))
+        metrics = {name: getattr(result, name) for name in RUN_METRICS if getattr(result, name) is not None}
+        run = {"seed": result.seed, "metrics": metrics,
                "wall_s": result.wall_s, "hardware": result.hardware, "date": result.date, "commit": result.commit,
                "command": command, "fit_command": result.fit_command, "log_dir": result.log_dir}
         line["runs"] = sorted([*(old for old in line["runs"] if old["seed"] != result.seed), run],

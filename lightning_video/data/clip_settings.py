@@ -12,7 +12,7 @@ from typing import Any
 
 # The fields named like the `VideoDataModule` argument they come from (all but `multi_label`, which the layout gives).
 DATA_ARGUMENTS = ("num_frames", "sampling_rate", "sampling", "crop_size", "mean", "std", "test_clips", "test_crops",
-                  "class_names")
+                  "class_names", "heads")
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,10 @@ class ClipSettings:
         std: per-channel normalisation std.
         test_clips: temporal clips per video at test time.
         test_crops: spatial crops per clip at test time (1 centre, or 3 left/centre/right).
-        class_names: the label names, the i-th naming output i.
+        class_names: the label names, the i-th naming output i; with several heads, each head's names in turn.
         multi_label: outputs are independent per class (sigmoid) rather than one distribution (softmax).
+        heads: the classifiers of a model that answers several questions at once (Epic-Kitchens: `{"verb": 97,
+            "noun": 300}`), each head's class count in the order of its outputs; empty for one head (most datasets).
     """
 
     num_frames: int
@@ -42,6 +44,12 @@ class ClipSettings:
     test_crops: int
     class_names: list[str] = field(default_factory=list)
     multi_label: bool = False
+    heads: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.heads and sum(self.heads.values()) != len(self.class_names):
+            raise ValueError(f"clip settings name {len(self.class_names)} classes but their heads {self.heads} have "
+                             f"{sum(self.heads.values())}: class_names lists each head's names in turn")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists, strings and numbers, as a checkpoint stores them."""
@@ -55,13 +63,14 @@ class ClipSettings:
             ValueError: a setting is missing or unknown, naming them.
         """
         names = {setting.name for setting in fields(cls)}
-        required = {setting.name for setting in fields(cls) if setting.name not in ("class_names", "multi_label")}
+        optional = ("class_names", "multi_label", "heads")  # older checkpoints lack the later ones
+        required = {setting.name for setting in fields(cls) if setting.name not in optional}
         missing, unknown = sorted(required - set(values)), sorted(set(values) - names)
         if missing or unknown:
             raise ValueError(f"clip settings {values} lack {', '.join(missing) or 'nothing'} and have unknown "
                              f"{', '.join(unknown) or 'nothing'}; valid: {', '.join(sorted(names))}")
         return cls(**{**values, "mean": tuple(values["mean"]), "std": tuple(values["std"]),
-                      "class_names": list(values.get("class_names", []))})
+                      "class_names": list(values.get("class_names", [])), "heads": dict(values.get("heads", {}))})
 
     def data_arguments(self) -> dict[str, Any]:
         """The settings as the `VideoDataModule` arguments that make clips this way."""

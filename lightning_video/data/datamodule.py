@@ -70,8 +70,10 @@ class VideoDataModule(pl.LightningDataModule):
 
     Args:
         root: dataset folder, in the layout of `dataset`; fit, validate and test need it.
-        dataset: its layout: "csv", "folder" (one folder per class) or "kinetics" (either), "ssv2", "ucf101",
-            "hmdb51", "charades" (multi-label) or "diving48"; the error for a missing file describes the layout.
+        dataset: its layout: "csv", "folder" (one folder per class), "kinetics" (the official CSVs as CVDF or the
+            crawler lay them out, or either of the two before), "ssv2", "ucf101", "hmdb51", "charades"
+            (multi-label), "diving48" or "epic_kitchens" (verb and noun heads); the error for a missing file
+            describes the layout.
         fold: the official train/test split of UCF101 and HMDB51 (1, 2 or 3).
         num_frames: frames per clip (linked to the model's `num_frames`).
         sampling_rate: one frame in `sampling_rate` of the video (unused by segment sampling).
@@ -98,6 +100,8 @@ class VideoDataModule(pl.LightningDataModule):
         path: the videos to predict: a video file, or a folder searched recursively for video files.
         class_names: the label names, the i-th naming label i; None reads them from the data (see `class_names`).
             `predict --ckpt_path` sets them from the checkpoint.
+        heads: the class count of each head of a dataset whose videos have several labels (see `heads`); None: the
+            data's. `predict --ckpt_path` sets them from the checkpoint.
     """
 
     def __init__(self, root: str | None = None, dataset: str = "csv", fold: int = 1, num_frames: int = 8,
@@ -108,7 +112,8 @@ class VideoDataModule(pl.LightningDataModule):
                  std: tuple[float, float, float] = (0.225, 0.225, 0.225), batch_size: int = 8,
                  num_workers: int = 4, cache_frames: bool = False, max_skip_fraction: float = 0.5,
                  synthetic: SyntheticTask | None = None,
-                 path: str | None = None, class_names: list[str] | None = None) -> None:
+                 path: str | None = None, class_names: list[str] | None = None,
+                 heads: dict[str, int] | None = None) -> None:
         super().__init__()
         if synthetic is not None and root is None:
             raise ValueError("data.synthetic needs data.root: the folder to generate the synthetic task into")
@@ -138,6 +143,7 @@ class VideoDataModule(pl.LightningDataModule):
         self._skips = (-1, 0)  # (epoch, unreadable videos so far in it on this rank)
         self.path = path
         self._class_names = class_names
+        self._heads = heads
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
         self.crop_size = crop_size
@@ -168,6 +174,14 @@ class VideoDataModule(pl.LightningDataModule):
         return self._read(STAGE_SPLITS["fit"])[0].classes
 
     @property
+    def heads(self) -> dict[str, int]:
+        """Each head's class count where the dataset asks several questions of a video (Epic-Kitchens: verb and
+        noun), in the order of `class_names`; empty for one."""
+        if self._heads is not None or self._class_names is not None or self.synthetic is not None:
+            return dict(self._heads or {})
+        return self._read(STAGE_SPLITS["fit"])[0].heads
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
@@ -183,7 +197,7 @@ class VideoDataModule(pl.LightningDataModule):
         return ClipSettings(num_frames=self.num_frames, sampling_rate=self.sampling_rate, sampling=self.sampling,
                             crop_size=self.crop_size, mean=self.mean, std=self.std, test_clips=self.test_clips,
                             test_crops=self.test_crops, class_names=list(self.class_names),
-                            multi_label=self.multi_label)
+                            multi_label=self.multi_label, heads=self.heads)
 
     def prepare_data(self) -> None:
         """Generate the synthetic task (once, on one process) if it is configured and not on disk yet."""
@@ -251,8 +265,12 @@ class VideoDataModule(pl.LightningDataModule):
         if model is not None and getattr(model, "multi_label", self.multi_label) != self.multi_label:
             raise ValueError(f"data.dataset={self.dataset} has {'multi-hot' if self.multi_label else 'single'} labels "
                              f"but model.multi_label={model.multi_label}: set model.multi_label={self.multi_label}")
-        if stage in STAGE_SPLITS:
-            self._read(STAGE_SPLITS[stage])  # every problem of the stage's annotation files, before its first step
+        if stage in STAGE_SPLITS:  # every problem of the stage's annotation files, before its first step
+            for split, videos in zip(STAGE_SPLITS[stage], self._read(STAGE_SPLITS[stage])):
+                if not videos.labelled:
+                    raise ValueError(f"the {split} split of {self.root} was published without labels, so {stage} "
+                                     f"cannot score it; predict its videos instead (`predict --data.root "
+                                     f"{self.root}` without data.path)")
         views = dict(clips_per_video=self.test_clips, crops_per_video=self.test_crops)
         clip = dict(num_frames=self.num_frames, sampling_rate=self.sampling_rate, sampling=self.sampling,
                     cache_frames=self.cache_frames)
@@ -270,9 +288,13 @@ class VideoDataModule(pl.LightningDataModule):
                                                         transform=self.evaluation_transform, train=False)
 
     def _videos_to_predict(self) -> list[tuple[str, int]]:
-        """(path, -1) for the video at `path` or each video file under it (-1: no label)."""
+        """(path, -1) for the video at `path` or each video file under it, else for the test split of `root`
+        (Kinetics' crawler-era test set has no labels) (-1: no label)."""
+        if self.path is None and self.root is not None:
+            return [(path, -1) for path, _ in self.videos("test")]
         if self.path is None:
-            raise ValueError("predict needs data.path: a video file or a folder of videos")
+            raise ValueError("predict needs data.path (a video file or a folder of videos) or data.root (its test "
+                             "split is predicted)")
         path = Path(self.path)
         if not path.exists():
             raise FileNotFoundError(f"data.path {path} does not exist")

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from lightning_video.data.decode import UnreadableVideo, open_video
 from lightning_video.data.layouts import Label
 from lightning_video.data.sampling import SAMPLINGS
+from lightning_video.data.segments import frame_range
 from lightning_video.data.transforms import Transform
 from lightning_video.seeding import seeded
 
@@ -70,20 +71,23 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos) * self.views_per_video
 
-    def _indices(self, num_video_frames: int, clip_index: int) -> list[int]:
-        return [int(i) for i in SAMPLINGS[self.sampling](num_video_frames, self.num_frames, self.sampling_rate,
-                                                          clip_index, self.clips_per_video, self.train)]
+    def _indices(self, path: str, num_video_frames: int, clip_index: int) -> list[int]:
+        """The clip's frames, inside the segment where `path` is a `segments.VideoSegment`."""
+        first, last = frame_range(path, num_video_frames)
+        return [first + int(i) for i in SAMPLINGS[self.sampling](last - first + 1, self.num_frames,
+                                                                  self.sampling_rate, clip_index,
+                                                                  self.clips_per_video, self.train)]
 
     def _read(self, video_index: int, clip_index: int) -> torch.Tensor:
         path = self.videos[video_index][0]
         if not self.cache_frames:
             with open_video(path) as reader:
-                return reader.read(self._indices(reader.num_frames, clip_index))
+                return reader.read(self._indices(path, reader.num_frames, clip_index))
         if video_index not in self._decoded:
             with open_video(path) as reader:
                 self._decoded[video_index] = reader.read(range(reader.num_frames))
         frames = self._decoded[video_index]
-        return frames[self._indices(len(frames), clip_index)]
+        return frames[self._indices(path, len(frames), clip_index)]
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict:
         """`item` is an index, or (index, seed) from `sampler.TrainingSampler`: the random clip, the augmentation

@@ -6,32 +6,27 @@ published without a validation split (UCF101, HMDB51, Charades, Diving-48) and S
 its JSON files, validate and test on their test (SSv2: validation) split, as the papers report. A missing file
 raises FileNotFoundError naming it and the layout expected. Every bad line or entry of a file that is there is noted
 and skipped, and `read` raises one AnnotationError naming them all (`annotations`). A video listed but absent stays
-in the list, so that training skips and counts it and `check-data` reports it.
+in the list, so that training skips and counts it and `check-data` reports it; Kinetics, where absent videos are
+normal, leaves them out and counts them instead (`kinetics`).
 """
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from lightning_video.data import epic_kitchens, kinetics
 from lightning_video.data.annotations import Problems, spans
-
-SPLITS = ("train", "val", "test")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
-Label = int | torch.Tensor  # a class index, or a multi-hot float vector for multi-label data
+# Label and VideoList are imported from here too
+from lightning_video.data.video_list import SPLITS, VIDEO_SUFFIXES, Label, VideoList
 
 
-@dataclass
-class VideoList:
-    """A split's videos and the dataset's class names; `notes` say what was inferred rather than read (a csv
-    layout's class count without classes.txt), for the user to see."""
-
-    videos: list[tuple[str, Label]]
-    classes: list[str]
-    notes: list[str] = field(default_factory=list)
+def same_file(path: str) -> str:
+    """The file itself, whatever the path's spelling: two splits listing it share a video."""
+    return str(Path(path).resolve())
 
 
 @dataclass(frozen=True)
@@ -44,6 +39,7 @@ class Layout:
         multi_label: labels are multi-hot vectors (train with `model.multi_label`, score with mAP).
         sampling: the frame sampling the papers use on it (see `sampling`).
         horizontal_flip: whether flipping keeps the label (not for "left to right" classes).
+        video_id: path → what makes two files the same video (`check-data` reports one in two splits).
     """
 
     read: Callable[[Path, str, int, Problems], VideoList]
@@ -51,6 +47,7 @@ class Layout:
     multi_label: bool = False
     sampling: str = "clip"
     horizontal_flip: bool = True
+    video_id: Callable[[str], str] = same_file
 
 
 def read(dataset: str, root: str | Path, split: str, fold: int = 1) -> VideoList:
@@ -141,11 +138,25 @@ def read_folders(root: Path, split: str, fold: int, problems: Problems) -> Video
 
 
 def read_kinetics(root: Path, split: str, fold: int, problems: Problems) -> VideoList:
+    """The first layout of the three that `root` holds for `split`: the official CSVs (CVDF or crawler layout, see
+    `kinetics`), PyTorchVideo's `path label` csv, or class folders."""
+    table = kinetics.annotation_file(root, split)
+    if table is not None:
+        train_table = kinetics.annotation_file(root, "train")
+        if train_table is None:
+            raise _missing(f"{table} is an official Kinetics CSV, but there is no train CSV beside it to take the "
+                           f"class names from", root, "kinetics")
+        videos = kinetics.read_official(root, split, table, train_table, problems)
+        if videos.missing and not videos.videos:
+            folders = " or ".join(str(root / name) for name in kinetics.FOLDER_NAMES[split])
+            raise _missing(f"none of the {videos.listed:,} videos listed in {table} is under {folders} (nor "
+                           f"{root / kinetics.REPLACEMENT_FOLDER}); the first: {videos.missing[0]}", root, "kinetics")
+        return videos
     if (root / f"{split}.csv").is_file():
         return read_csv(root, split, fold, problems)
     if (root / split).is_dir():
         return read_folders(root, split, fold, problems)
-    raise _missing(f"neither {root / f'{split}.csv'} nor {root / split} exists", root, "kinetics")
+    raise _missing(f"{root} holds none of the Kinetics layouts for the {split} split", root, "kinetics")
 
 
 def _index(folder: Path) -> dict[str, str]:
@@ -280,9 +291,15 @@ LAYOUTS: dict[str, Layout] = {
                             "largest label + 1, and every class needs a video)"),
     "folder": Layout(read_folders, "{root}/<split>/<class>/<video> for the splits train, val and test, one folder "
                                    "per class (labels in sorted class-name order)"),
-    "kinetics": Layout(read_kinetics, "Kinetics-400/600/700 as PyTorchVideo reads it: {root}/<split>.csv (see "
-                                      "`csv`) or else {root}/<split>/<class>/<video> (see `folder`), for the "
-                                      "splits train, val and test"),
+    "kinetics": Layout(read_kinetics, "Kinetics-400/600/700 in one of three layouts, tried in this order: the "
+                                      "official CSVs (header label,youtube_id,time_start,time_end,split) as "
+                                      "{root}/annotations/<split>.csv, {root}/<split>.csv or "
+                                      "{root}/kinetics-400_<split>.csv (val also as validate) with the videos "
+                                      "<youtube_id>_<start>_<end>.mp4 anywhere under {root}/<split>/ (CVDF's flat "
+                                      "folders or the crawler's label folders) or {root}/replacement/; else "
+                                      "PyTorchVideo's {root}/<split>.csv of `path label` lines (see `csv`); else "
+                                      "{root}/<split>/<class>/<video> (see `folder`)",
+                       video_id=kinetics.video_id),
     "ssv2": Layout(read_ssv2, "{root}/labels/something-something-v2-labels.json, {root}/labels/train.json and "
                               "{root}/labels/validation.json as published, and the videos as "
                               "{root}/20bn-something-something-v2/<id>.webm (or <id>.mp4), or under {root}/videos "
@@ -300,4 +317,5 @@ LAYOUTS: dict[str, Layout] = {
     "diving48": Layout(read_diving48, "{root}/Diving48_vocab.json, {root}/Diving48_V2_train.json and "
                                       "{root}/Diving48_V2_test.json (lists of {{vid_name, label, ...}}) and the "
                                       "videos as {root}/rgb/<vid_name>.mp4"),
+    "epic_kitchens": Layout(epic_kitchens.read_epic_kitchens, epic_kitchens.EXPECTED, sampling="segments"),
 }

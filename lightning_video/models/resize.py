@@ -2,9 +2,9 @@
 
 Two sets of rules (`load_pretrained(..., resize=...)`):
 
-- "smooth" (the default): the patch grid bicubically with antialiasing (as timm does), time linearly with the first
-  and last frames' codes kept. Smooth in both: neighbouring patches and frames keep neighbouring codes, an
-  embedding linear in time stays exactly that, and shrinking averages rather than drops codes.
+- "smooth" (the default): the patch grid by timm's `resample_abs_pos_embed` (bicubic with antialiasing), time
+  linearly with the first and last frames' codes kept. Smooth in both: neighbouring patches and frames keep
+  neighbouring codes, an embedding linear in time stays exactly that, and shrinking averages rather than drops codes.
 - "official": what the official code of the model's paper computes, to fine-tune or evaluate a released checkpoint
   at another size as its authors did. TimeSformer (`helpers.load_pretrained`, which builds its HR models from 224
   image weights) takes the nearest entry, in time and, for the patches, along the flattened patch sequence (not the
@@ -30,13 +30,13 @@ Resize = Literal["smooth", "official"]
 RESIZES: tuple[str, ...] = get_args(Resize)
 
 
-def _patch_grid(pos_embed: torch.Tensor, length: int) -> tuple[torch.Tensor, int, int]:
-    """The patch grid `[1, D, s, s]` of `pos_embed` `[1, 1 + s², D]`, its side and the side of `length`."""
+def _grid_sides(pos_embed: torch.Tensor, length: int) -> tuple[int, int]:
+    """The side of the square patch grid of `pos_embed` `[1, 1 + s², D]` and of `length` positions."""
     old, new = (math.isqrt(count - 1) for count in (pos_embed.shape[1], length))
     if old * old + 1 != pos_embed.shape[1] or new * new + 1 != length:
         raise ValueError(f"cannot resize pos_embed from {pos_embed.shape[1]} to {length} positions: each must be "
                          f"the cls position plus a square patch grid")
-    return pos_embed[:, 1:].reshape(1, old, old, -1).permute(0, 3, 1, 2), old, new
+    return old, new
 
 
 def _with_cls(pos_embed: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -46,17 +46,23 @@ def _with_cls(pos_embed: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, length: int) -> torch.Tensor:
-    """`[1, 1 + s², D]` -> `[1, length, D]`: the s × s patch grid resized bicubically with antialiasing (as timm
-    does), the cls position kept."""
-    grid, _, new = _patch_grid(pos_embed, length)
-    grid = F.interpolate(grid.float(), size=(new, new), mode="bicubic", align_corners=False, antialias=True)
-    return _with_cls(pos_embed, grid)
+    """`[1, 1 + s², D]` -> `[1, length, D]`: the s × s patch grid resized by timm's `resample_abs_pos_embed`
+    (bicubic with antialiasing, in float32; the cls position kept), which computed bit-identical values to the
+    interpolation written here before (float32, bfloat16, float64; 14 -> 28, 7, 16)."""
+    from timm.layers import resample_abs_pos_embed  # timm's import takes seconds: only when a checkpoint is resized
+
+    old, new = _grid_sides(pos_embed, length)
+    return resample_abs_pos_embed(pos_embed, [new, new], [old, old], num_prefix_tokens=1)
 
 
 def resize_pos_embed_xvit(pos_embed: torch.Tensor, length: int) -> torch.Tensor:
     """Official X-ViT: the patch grid resized bicubically without antialiasing by the ratio of the sides (a scale
-    factor, as its `forward_features` does), the cls position kept."""
-    grid, old, new = _patch_grid(pos_embed, length)
+    factor, as its `forward_features` does), in the embedding's own dtype, the cls position kept. Not timm's
+    `resample_abs_pos_embed(..., antialias=False)`: that interpolates to a size in float32, which differs from a
+    scale factor in the tensor's dtype wherever the ratio is not a whole number (14 -> 16: 6.5e-6 in float64,
+    0.016 in bfloat16)."""
+    old, new = _grid_sides(pos_embed, length)
+    grid = pos_embed[:, 1:].reshape(1, old, old, -1).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, scale_factor=new / old, mode="bicubic")
     return _with_cls(pos_embed, grid)
 

@@ -6,6 +6,7 @@ per-class binary cross-entropy for multi-label data (targets multi-hot `[B, C]`)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,11 @@ import torch.nn.functional as F
 class Mixing:
     """Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) of each training batch with itself in reverse order;
     X-ViT trains Kinetics with mixup α 0.4.
+
+    Not timm's `Mixup`: it sizes the CutMix box on the last two dims but pastes it at `x[:, :, y0:y1, x0:x1]`, which
+    on `[B, C, T, H, W]` is frames × rows (measured on 8 × 16 × 16 clips: frames 6-7 only, at full width, 14% of the
+    clip pasted while the label weight said 32%). Here the box spans every frame, in H and W, and the label follows
+    it.
 
     Args:
         mixup_alpha: the mixing weight is drawn from Beta(α, α); 0 turns mixup off.
@@ -70,11 +76,25 @@ def _paste_box(video: torch.Tensor, partner: torch.Tensor, area: float) -> tuple
 
 
 def classification_loss(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool,
-                        label_smoothing: float) -> torch.Tensor:
+                        label_smoothing: float, heads: Sequence[int] = ()) -> torch.Tensor:
     """Cross-entropy of class indices `[B]` or class probabilities `[B, C]`; for multi-label data, binary
     cross-entropy of multi-hot targets `[B, C]`. Smoothing moves every target towards 1/C (timm's convention for
-    both)."""
+    both). With several `heads` (their class counts, outputs side by side), the sum of each head's cross-entropy,
+    smoothed towards 1/C of that head; targets are then a class index per head `[B, heads]` or each head's class
+    probabilities side by side `[B, C]` (`one_hot_per_head`)."""
+    if len(heads) > 1:
+        logits_per_head = logits.split(list(heads), dim=1)
+        targets_per_head = targets.split(list(heads), dim=1) if targets.is_floating_point() else targets.unbind(1)
+        return sum(F.cross_entropy(head_logits, head_targets, label_smoothing=label_smoothing)
+                   for head_logits, head_targets in zip(logits_per_head, targets_per_head))
     if multi_label:
         targets = targets.float() * (1 - label_smoothing) + label_smoothing / logits.shape[-1]
         return F.binary_cross_entropy_with_logits(logits.float(), targets)
     return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+
+
+def one_hot_per_head(labels: torch.Tensor, heads: Sequence[int]) -> torch.Tensor:
+    """Class indices `[B]` (one head of `heads[0]` classes) or `[B, heads]` as one-hot vectors, each head's side by
+    side `[B, sum(heads)]`: the class probabilities that Mixup and CutMix mix."""
+    per_head = labels[:, None] if labels.dim() == 1 else labels
+    return torch.cat([F.one_hot(column, size) for column, size in zip(per_head.unbind(1), heads)], dim=1).float()

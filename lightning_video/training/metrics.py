@@ -1,23 +1,110 @@
 """The papers' metrics, on clips and on videos, computed the same way on one process or many."""
 from __future__ import annotations
 
+import itertools
+import math
+from typing import Any
+
 import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
 
 
-def classification_metrics(num_classes: int, multi_label: bool) -> MetricCollection:
+JOINT = "action"  # the metrics of every head right at once: Epic-Kitchens' action (verb and noun)
+TOP_K = (1, 5)
+
+
+def classification_metrics(num_classes: int, multi_label: bool,
+                           heads: dict[str, int] | None = None) -> MetricCollection:
     """`top1` and `top5` accuracy (micro: the share of samples right, the Kinetics convention) and
     `mean_class_accuracy` (each class counts the same); for multi-label data, `map` (mean over classes of the
-    average precision, the Charades convention). No compute groups: torchmetrics merges metrics whose states are
-    equal after the first batch, and a first batch of one class (sorted validation lists) made top-5 report top-1."""
+    average precision, the Charades convention). A top-k with k at least the class count is left out: it is 1 by
+    construction. With several `heads` (name: class count, in the order of the outputs), the same per head
+    (`verb_top1`, `noun_top5`, ...) and `action_top1`/`action_top5` of every head at once (`JointTopK`); the targets are
+    then `[B, heads]` class indices. Metrics take class scores `[B, num_classes]`: probabilities where there are
+    heads (the action ranks their products). No compute groups: torchmetrics merges metrics whose states are equal
+    after the first batch, and a first batch of one class (sorted validation lists) made top-5 report top-1."""
     if multi_label:
+        if heads:
+            raise ValueError(f"multi-label data with several heads ({heads}) is not supported: use one of them")
         return MetricCollection({"map": MultilabelAveragePrecision(num_classes, average="macro")}, compute_groups=False)
-    return MetricCollection({
-        "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-        "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
-        "mean_class_accuracy": MulticlassAccuracy(num_classes, average="macro"),
-    }, compute_groups=False)
+    if not heads:
+        return MetricCollection(_accuracies(num_classes), compute_groups=False)
+    if sum(heads.values()) != num_classes:
+        raise ValueError(f"the heads {heads} have {sum(heads.values())} classes in all, the outputs {num_classes}")
+    metrics: dict[str, Metric] = {}
+    for index, (name, columns) in enumerate(head_slices(heads).items()):
+        metrics.update({f"{name}_{key}": metric for key, metric in _accuracies(heads[name], columns, index).items()})
+    combinations = math.prod(heads.values())
+    metrics.update({f"{JOINT}_top{k}": JointTopK(heads, k) for k in TOP_K if k == 1 or k < combinations})
+    return MetricCollection(metrics, compute_groups=False)
+
+
+def _accuracies(num_classes: int, columns: slice | None = None, head: int | None = None) -> dict[str, Metric]:
+    top_k = {f"top{k}": HeadAccuracy(num_classes, columns, head, top_k=k, average="micro") for k in TOP_K
+             if k == 1 or k < num_classes}
+    return {**top_k, "mean_class_accuracy": HeadAccuracy(num_classes, columns, head, average="macro")}
+
+
+def head_slices(heads: dict[str, int]) -> dict[str, slice]:
+    """Each head's columns of the outputs, the heads' outputs side by side in their order."""
+    ends = list(itertools.accumulate(heads.values()))
+    return {name: slice(end - size, end) for (name, size), end in zip(heads.items(), ends)}
+
+
+class HeadAccuracy(MulticlassAccuracy):
+    """Accuracy of one head: its `columns` of the scores and its column `head` of the targets `[B, heads]` (both None:
+    all the scores and targets `[B]`, a model with one head)."""
+
+    def __init__(self, num_classes: int, columns: slice | None = None, head: int | None = None, **kwargs: Any) -> None:
+        super().__init__(num_classes, **kwargs)
+        self.columns, self.head = columns, head
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        if self.columns is not None:
+            preds, target = preds[:, self.columns], target[:, self.head]
+        super().update(preds, target)
+
+
+def joint_top_k(probs: torch.Tensor, heads: dict[str, int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k most likely combinations of one class per head, the heads taken as independent (a combination's score
+    is the product of its classes' probabilities, the Epic-Kitchens action score): class indices `[B, k, heads]`
+    and scores `[B, k]`, best first. Exact without forming every combination: a combination in the top k has its
+    first heads' part in the top k of those heads' combinations, so each head adds only k candidates per kept one."""
+    scores = probs.new_ones(len(probs), 1)
+    combinations = torch.zeros(len(probs), 1, 0, dtype=torch.long, device=probs.device)
+    for columns in head_slices(heads).values():
+        top = probs[:, columns].topk(min(k, columns.stop - columns.start), dim=1)
+        kept, width = combinations.shape[1], top.indices.shape[1]
+        scores = (scores[:, :, None] * top.values[:, None, :]).flatten(1)
+        combinations = torch.cat([combinations[:, :, None, :].expand(-1, -1, width, -1),
+                                  top.indices[:, None, :, None].expand(-1, kept, -1, -1)], dim=-1).flatten(1, 2)
+        best = scores.topk(min(k, scores.shape[1]), dim=1)
+        scores = best.values
+        combinations = combinations.gather(1, best.indices[:, :, None].expand(-1, -1, combinations.shape[-1]))
+    return combinations, scores
+
+
+class JointTopK(Metric):
+    """The share of samples whose classes of all heads together are among the k most likely combinations
+    (`joint_top_k`); at k = 1, every head right at once (Epic-Kitchens' action accuracy: verb and noun both right)."""
+
+    full_state_update = False
+
+    def __init__(self, heads: dict[str, int], top_k: int) -> None:
+        super().__init__()
+        self.heads, self.top_k = dict(heads), top_k
+        self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+        """Probabilities `[B, classes]` (each head's summing to 1) and the class of each head `[B, heads]`."""
+        combinations, _ = joint_top_k(probs, self.heads, self.top_k)
+        self.correct += (combinations == target[:, None, :]).all(dim=-1).any(dim=-1).sum()
+        self.total += len(target)
+
+    def compute(self) -> torch.Tensor:
+        return self.correct.float() / self.total
 
 
 class PerVideo:

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from lightning_utilities.core.rank_zero import rank_zero_info
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from lightning_video.data.clip_settings import ClipSettings
-from lightning_video.training.losses import Mixing, classification_loss
-from lightning_video.training.metrics import VideoPredictions, classification_metrics
+from lightning_video.training.losses import Mixing, classification_loss, one_hot_per_head
+from lightning_video.training.metrics import VideoPredictions, classification_metrics, head_slices
 from lightning_video.models import VideoTransformer, load_pretrained
+from lightning_video.models.resize import Resize
 from lightning_video.seeding import derived_seed, run_seed, seed_all
 from lightning_video.training.optim import parameter_groups
 from lightning_video.training.schedules import WarmupCosineLR
@@ -30,6 +30,9 @@ class VideoClassifier(pl.LightningModule):
     `val/loss`, `val/clip_*` (one centre view per video); `test/video_*` (probabilities averaged over each video's
     views, the papers' protocol), `test/videos` (videos scored) and `test/unreadable_views`. The metrics `*` are
     `top1`, `top5` and `mean_class_accuracy`, or `map` for multi-label data (see `metrics.classification_metrics`).
+    A model whose clip settings declare several heads (Epic-Kitchens: verb and noun) has one classifier per head, the
+    backbone's outputs side by side, a softmax per head, the sum of the heads' losses, and the metrics per head
+    (`val/clip_verb_top1`, `test/video_noun_top5`, ...) and of all heads right at once (`test/video_action_top1`).
 
     Args:
         backbone: the video transformer (its `num_classes`, `num_frames` and `img_size` come from the data).
@@ -39,29 +42,34 @@ class VideoClassifier(pl.LightningModule):
         label_smoothing: moves every training target towards 1/num_classes by this much.
         pretrained: weights to start the backbone from: a checkpoint file or an HF model directory, in any format
             `lightning_video.models.load_pretrained` reads (it adapts clip size and scheme, and logs a report).
+        pretrained_resize: how `pretrained` embeddings of another frame size or frame count are fitted: "smooth" or
+            "official" (what the official code of the model's paper does; see `load_pretrained`'s `resize`).
         multi_label: labels are multi-hot `[B, num_classes]` (e.g. Charades): sigmoid outputs, binary cross-entropy
             and mAP instead of softmax, cross-entropy and accuracy.
         mixing: Mixup / CutMix of training batches (off by default).
-        no_weight_decay: exempt norms, biases and the token and position embeddings from weight decay (`optim`).
+        no_weight_decay: exempt norms, biases and the token and position embeddings from weight decay, or, as a list
+            of name patterns (e.g. `backbone.head.bias`), exactly the parameters they match (`optim.parameter_groups`).
         compile: `torch.compile` the backbone in place (its checkpoint names stay as they are). The first training
             and the first evaluation step each compile first: ~15 s for a tiny model on CPU, minutes at ViT-B.
-        clip_settings: the clips the model takes and its class names (the CLI links them from the data); saved in
-            every checkpoint, so that `load_from_checkpoint` gives a model that knows how to be fed.
+        clip_settings: the clips the model takes, its class names and heads (the CLI links them from the data);
+            saved in every checkpoint, so that `load_from_checkpoint` gives a model that knows how to be fed.
     """
 
     def __init__(self, backbone: VideoTransformer = lazy_instance(VideoTransformer),
                  optimizer: OptimizerCallable = torch.optim.AdamW,
                  lr_scheduler: LRSchedulerCallable | None = None, label_smoothing: float = 0.0,
-                 pretrained: str | None = None, multi_label: bool = False, mixing: Mixing = Mixing(),
-                 no_weight_decay: bool = True, compile: bool = False,
+                 pretrained: str | None = None, pretrained_resize: Resize = "smooth", multi_label: bool = False, mixing: Mixing = Mixing(),
+                 no_weight_decay: bool | list[str] = True, compile: bool = False,
                  clip_settings: ClipSettings | None = None) -> None:
         super().__init__()
         if clip_settings is not None:
             _check_backbone_takes(backbone, clip_settings)
+            if clip_settings.heads and multi_label:
+                raise ValueError(f"model.multi_label with several heads ({clip_settings.heads}) is not supported")
         self.backbone = backbone
         self.clip_settings = clip_settings
         if pretrained:
-            rank_zero_info(load_pretrained(backbone, pretrained).summary())
+            rank_zero_info(load_pretrained(backbone, pretrained, resize=pretrained_resize).summary())
         if compile:
             backbone.compile()
         self.optimizer = optimizer
@@ -71,9 +79,11 @@ class VideoClassifier(pl.LightningModule):
         self.mixing = mixing
         self.no_weight_decay = no_weight_decay
         self.num_classes = backbone.head.out_features
-        self.train_metrics = classification_metrics(self.num_classes, multi_label).clone(prefix="train/clip_")
-        self.val_metrics = classification_metrics(self.num_classes, multi_label).clone(prefix="val/clip_")
-        self.test_metrics = classification_metrics(self.num_classes, multi_label).clone(prefix="test/video_")
+        self.heads = clip_settings.heads if clip_settings is not None else {}
+        metrics = classification_metrics(self.num_classes, multi_label, self.heads)
+        self.train_metrics = metrics.clone(prefix="train/clip_")
+        self.val_metrics = metrics.clone(prefix="val/clip_")
+        self.test_metrics = metrics.clone(prefix="test/video_")
         self.test_videos = VideoPredictions()
         self._training_seed: int | None = None  # the run's seed, once a checkpoint gave it
 
@@ -91,7 +101,16 @@ class VideoClassifier(pl.LightningModule):
         return self.backbone(video)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.float().sigmoid() if self.multi_label else logits.float().softmax(dim=-1)
+        """Sigmoids (multi-label), a softmax, or one softmax per head, side by side."""
+        if self.multi_label:
+            return logits.float().sigmoid()
+        if self.heads:
+            return torch.cat([logits[:, columns].float().softmax(dim=-1)
+                              for columns in head_slices(self.heads).values()], dim=1)
+        return logits.float().softmax(dim=-1)
+
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        return classification_loss(logits, targets, self.multi_label, label_smoothing, list(self.heads.values()))
 
     def _metric_targets(self, labels: torch.Tensor) -> torch.Tensor:
         return labels.int() if self.multi_label else labels
@@ -117,12 +136,13 @@ class VideoClassifier(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         video, targets = batch["video"], batch["label"]
         if self.mixing.active:
-            targets = targets.float() if self.multi_label else F.one_hot(targets, self.num_classes).float()
+            targets = targets.float() if self.multi_label else \
+                one_hot_per_head(targets, list(self.heads.values()) or [self.num_classes])
             video, targets = self.mixing(video, targets)
         logits = self(video)
-        loss = classification_loss(logits, targets, self.multi_label, self.label_smoothing)
+        loss = self._loss(logits, targets, self.label_smoothing)
         self._stop_unless_finite(loss, batch_idx)
-        self.train_metrics.update(logits.float(), self._metric_targets(batch["label"]))
+        self.train_metrics.update(self.probabilities(logits.detach()), self._metric_targets(batch["label"]))
         self.log("train/loss", loss, prog_bar=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         self.log("train/skipped_videos", batch["skipped"].sum().float(), on_step=False, on_epoch=True,
@@ -142,8 +162,8 @@ class VideoClassifier(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         valid = batch["valid"]
         logits, labels = self(batch["video"])[valid], batch["label"][valid]
-        self.log("val/loss", classification_loss(logits, labels, self.multi_label, 0.0), sync_dist=True)
-        self.val_metrics.update(logits.float(), self._metric_targets(labels))
+        self.log("val/loss", self._loss(logits, labels, 0.0), sync_dist=True)
+        self.val_metrics.update(self.probabilities(logits), self._metric_targets(labels))
         self.log_dict(self.val_metrics, prog_bar=True)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:

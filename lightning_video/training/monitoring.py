@@ -17,7 +17,13 @@ class ComputeMonitor(pl.Callback):
     """Logs `model/params_M` and `model/gflops_per_view` (fvcore's count, the papers' convention) when fitting
     starts, and with every training batch `perf/clips_per_s` (clips per second over all processes, averaged over the
     last `trainer.log_every_n_steps` batches, data loading included) and `perf/peak_memory_GiB` (of this process: the
-    CUDA allocator's peak on a GPU, the peak resident memory on a CPU)."""
+    CUDA allocator's peak on a GPU, the peak resident memory on a CPU).
+
+    Kept over Lightning's `ThroughputMonitor`, which logs rates only (no parameters, GFLOPs per view or memory) and
+    calls `torch.cuda.synchronize()` after every training batch: a stall per step in a GPU run, which this window
+    average over `log_every_n_steps` batches does without. Its FLOP rate needs a `flops_per_batch` from Lightning's
+    `measure_flops` (FlopCounterMode: 2 per multiply-add, no norms; `tests/test_flops.py` relates it to fvcore's), not
+    the papers' count logged here."""
 
     def __init__(self) -> None:
         self._batch_ends: deque[float] = deque()

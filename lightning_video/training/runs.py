@@ -48,7 +48,8 @@ class RunFiles(SaveConfigCallback):
     """Saves the resolved config as `config.yaml` in the run folder (next to `checkpoints/`, whatever the logger),
     logs it to every logger (on wandb it becomes the run's config, so dashboards can filter runs by any setting),
     and stores it, with the wandb run ids, in every checkpoint: `test` and `predict --ckpt_path` rebuild the model
-    from it, and a resumed fit continues the same wandb runs."""
+    from it, and a resumed fit continues the same wandb runs. Beside it, `classes.txt` names label i on line i (the
+    data's class names, e.g. Kinetics' string labels in sorted order), in the format the csv layout reads."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, save_to_log_dir=False, **kwargs)
@@ -58,6 +59,9 @@ class RunFiles(SaveConfigCallback):
         folder.mkdir(parents=True, exist_ok=True)
         self.parser.save(self.config, str(folder / self.config_filename), skip_none=False, overwrite=self.overwrite,
                          multifile=self.multifile)
+        class_names = getattr(trainer.datamodule, "class_names", None)
+        if class_names:
+            (folder / "classes.txt").write_text("".join(f"{name}\n" for name in class_names))
         for logger in trainer.loggers:
             logger.log_hyperparams(yaml.safe_load(self.parser.dump(self.config, skip_none=False)))
 

@@ -8,7 +8,7 @@ without its suffix>/`:
   one colour scale for the whole clip; a title with the top class;
 - `rollout.gif`: the heat-map frames as an animation;
 - `rollout.npy`: the rollout itself, `[frames, height, width]` patches, each patch's share of the clip feature;
-- `top5.json`, `top5.txt`: the five most probable classes.
+- `top5.json`, `top5.txt`: the five most probable classes (of a model with several heads, combinations: actions).
 
 `--layer L` draws the cls token's own attention in block L instead of the rollout (files `layerL.*`). A video that
 cannot be decoded is named and counted; the exit status is then 1.
@@ -29,7 +29,9 @@ from PIL import Image, ImageDraw
 from lightning_video.data.clip_settings import ClipSettings
 from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.models.rollout import HeadFusion, cls_attention, rollout
-from lightning_video.models.video_transformer import VideoTransformer
+from lightning_video.training.metrics import JOINT
+from lightning_video.training.module import VideoClassifier
+from lightning_video.training.predictions import _top_answers as top_answers
 
 TOP_K = 5
 MIN_CELL = 128  # pixels: frames smaller than this are drawn enlarged
@@ -55,21 +57,23 @@ class ClipExplanation:
     kind: str
 
 
-def explain_clip(model: VideoTransformer, video: torch.Tensor, settings: ClipSettings, layer: int | None = None,
+def explain_clip(classifier: VideoClassifier, video: torch.Tensor, settings: ClipSettings, layer: int | None = None,
                  head_fusion: HeadFusion = "mean", discard_ratio: float = 0.0) -> ClipExplanation:
-    """Explain one normalised clip `video` `[C, T, H, W]` (as the data module gives it) of a model with `settings`:
-    the rollout, or with `layer` the cls token's attention in that block."""
+    """Explain one normalised clip `video` `[C, T, H, W]` (as the data module gives it) of a classifier with
+    `settings`: the rollout, or with `layer` the cls token's attention in that block. Its top classes are as `predict`
+    ranks them (with several heads, the most likely combinations: Epic-Kitchens' actions)."""
+    model = classifier.backbone
     batch = video.unsqueeze(0).to(next(model.parameters()))
     explanation = (rollout(model, batch, head_fusion, discard_ratio) if layer is None else
                    cls_attention(model, batch, layer, head_fusion))
-    logits = explanation.logits[0].float()
-    probabilities = logits.sigmoid() if settings.multi_label else logits.softmax(dim=-1)
-    best = probabilities.topk(min(TOP_K, len(probabilities)))
-    names = settings.class_names or [str(index) for index in range(len(probabilities))]
+    probabilities = classifier.probabilities(explanation.logits).cpu()
+    names = settings.class_names or [str(index) for index in range(probabilities.shape[1])]
+    answers = top_answers(probabilities, names, settings.heads, TOP_K)
+    best = answers[JOINT if settings.heads else ""][0]
     mean, std = (torch.tensor(values).view(3, 1, 1, 1) for values in (settings.mean, settings.std))
     frames = ((video.cpu().float() * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 3, 0)
-    return ClipExplanation(frames.numpy(), explanation.heat[0].float().cpu().numpy(),
-                           [(names[index], float(p)) for p, index in zip(best.values, best.indices)],
+    return ClipExplanation(frames.numpy(), explanation.heat[0].float().numpy(),
+                           list(zip(best["labels"], best["scores"])),
                            "rollout" if layer is None else f"layer{layer % len(model.blocks)}")
 
 
@@ -170,7 +174,7 @@ def main(argv: list[str]) -> int:
             print(f"{path}: unreadable, left out", file=sys.stderr)
             continue
         relative = Path(path).relative_to(root) if root.is_dir() else Path(Path(path).name)
-        explanation = explain_clip(loaded.model.backbone, sample["video"], settings, args.layer, args.head_fusion,
+        explanation = explain_clip(loaded.model, sample["video"], settings, args.layer, args.head_fusion,
                                    args.discard_ratio)
         write_outputs(explanation, out / relative.with_suffix(""), str(relative), args.fps)
         label, probability = explanation.top[0]

@@ -13,6 +13,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from lightning_video.explain import explain_clip, figure, title_of
 from lightning_video.models.rollout import HeadFusion
+from lightning_video.training.module import VideoClassifier
 from lightning_video.training.runs import run_dir
 
 
@@ -38,7 +39,7 @@ class AttentionFigures(pl.Callback):
         self.head_fusion = head_fusion
         self.discard_ratio = discard_ratio
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: VideoClassifier) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         dataset = trainer.val_dataloaders.dataset
@@ -47,7 +48,7 @@ class AttentionFigures(pl.Callback):
                              f"{len(dataset)} views; valid: 0..{len(dataset) - 1}")
         sample = dataset[self.video_index]
         settings = pl_module.clip_settings or trainer.datamodule.clip_settings
-        explanation = explain_clip(pl_module.backbone, sample["video"], settings, head_fusion=self.head_fusion,
+        explanation = explain_clip(pl_module, sample["video"], settings, head_fusion=self.head_fusion,
                                    discard_ratio=self.discard_ratio)
         name = Path(dataset.videos[sample["video_index"]][0]).name
         image = figure(explanation, f"epoch {trainer.current_epoch}, " + title_of(name, explanation))

@@ -11,6 +11,7 @@ import importlib
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "check-data": ("lightning_video.check_data", "decode every video of a dataset and report the unreadable ones"),
     "flops": ("lightning_video.flops", "GFLOPs per view and parameters of a config's backbone at its clip size"),
+    "explain": ("lightning_video.explain", "attention rollout heat maps, an animation and the top-5 classes per video"),
     "plot": ("lightning_video.plot", "draw the learning curves of runs from their metrics.csv"),
 }
 

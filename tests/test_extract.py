@@ -1,0 +1,146 @@
+"""`lightning-video extract`: one row per video (or window), features that are the model's on the test protocol's
+views, pooled levels that are the mean of the views, and a resumed extraction that writes nothing twice."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lightning_video import load_checkpoint
+from lightning_video.data.datamodule import VideoDataModule
+from lightning_video.data.windows import window_starts
+from lightning_video.extract import main
+from lightning_video.models import VideoTransformer
+from lightning_video.models.features import clip_features
+from lightning_video.training import extraction
+from test_load_checkpoint import fit
+
+ONE_PROCESS = ["--data.num_workers", "0", "--trainer.accelerator", "cpu", "--trainer.devices", "1"]
+VIDEO_SECONDS, FPS = 1.6, 10  # the synthetic videos: 16 frames at 10 fps
+
+
+@pytest.fixture(scope="module")
+def checkpoint(motion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit("divided", motion_root, tmp_path_factory.mktemp("runs"))[1]
+
+
+def extract(checkpoint: Path, videos: Path, out: Path, *options: str) -> int:
+    return main(["--ckpt_path", str(checkpoint), "--data.path", str(videos), "--out", str(out), *ONE_PROCESS,
+                 *options])
+
+
+def rows(out: Path) -> list[tuple[dict, torch.Tensor]]:
+    """Each row of the index with its features, read from its shard."""
+    with open(out / "index.csv", newline="") as file:
+        index = list(csv.DictReader(file))
+    shards = {name: load_file(out / name)["features"] for name in {row["shard"] for row in index}}
+    return [(row, shards[row["shard"]][int(row["row"])]) for row in index]
+
+
+def test_one_row_per_video_holding_the_cls_feature_pooled_over_the_test_views(checkpoint: Path, motion_root: Path,
+                                                                           tmp_path: Path):
+    assert extract(checkpoint, motion_root / "test", tmp_path, "--data.test_clips", "2") == 0
+    extracted = rows(tmp_path)
+    videos = sorted(str(path) for path in (motion_root / "test").rglob("*.mp4"))
+    assert [row["video"] for row, _ in extracted] == videos
+    assert all((row["window"], row["start"], row["end"]) == ("0", "0.0", str(VIDEO_SECONDS)) for row, _ in extracted)
+    # independently: the model's clip feature on each view the test protocol takes (2 clips x 3 crops), averaged
+    loaded = load_checkpoint(checkpoint)
+    data = VideoDataModule(**{**loaded.clip_settings.data_arguments(), "test_clips": 2}, path=str(motion_root / "test"),
+                           num_workers=0)
+    data.setup("predict")
+    views = torch.stack([data.datasets["predict"][item]["video"] for item in range(len(data.datasets["predict"]))])
+    with torch.no_grad():
+        expected = loaded.model.backbone.forward_features(views).unflatten(0, (len(videos), 6)).mean(dim=1)
+    torch.testing.assert_close(torch.stack([features for _, features in extracted]), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pooled_features_are_the_mean_of_the_per_view_features(checkpoint: Path, motion_root: Path, tmp_path: Path):
+    for level in ("view", "clip", "video"):
+        assert extract(checkpoint, motion_root / "test.csv", tmp_path / level, "--level", level, "--feature",
+                       "patch_mean", "--data.test_clips", "2") == 0
+    views, clips, videos = (rows(tmp_path / level) for level in ("view", "clip", "video"))
+    assert len(views) == 4 * 2 * 3 and len(clips) == 4 * 2 and len(videos) == 4
+    assert [(row["clip"], row["crop"]) for row, _ in views[:6]] == [(clip, crop) for clip in "01" for crop in "012"]
+    assert [row["label"] for row, _ in videos] == ["0", "0", "1", "1"]  # from the CSV file
+    per_view = torch.stack([features for _, features in views]).unflatten(0, (4, 2, 3))
+    torch.testing.assert_close(torch.stack([features for _, features in clips]), per_view.mean(dim=2).flatten(0, 1))
+    torch.testing.assert_close(torch.stack([features for _, features in videos]), per_view.mean(dim=(1, 2)))
+
+
+def test_sliding_windows_give_one_row_per_window_with_its_times(checkpoint: Path, motion_root: Path, tmp_path: Path):
+    assert extract(checkpoint, motion_root / "test", tmp_path, "--window", "0.5", "--stride", "0.4", "--feature",
+                   "frames") == 0
+    extracted = rows(tmp_path)
+    # 5-frame windows every 4 frames of 16, the last moved back to end with the video
+    assert window_starts(16, 5, 4) == [0, 4, 8, 11]
+    assert len(extracted) == 4 * 4
+    first_video = [row for row, _ in extracted if row["video"] == extracted[0][0]["video"]]
+    assert [(row["window"], float(row["start"]), float(row["end"])) for row in first_video] == [
+        ("0", 0.0, 0.5), ("1", 0.4, 0.9), ("2", 0.8, 1.3), ("3", 1.1, 1.6)]
+    assert extracted[0][1].shape == (4, 32)  # per frame: 4 frames of 32 channels
+
+
+def test_a_resumed_extraction_writes_nothing_twice(checkpoint: Path, motion_root: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch):
+    write = extraction._write_atomically
+    shards_written = []
+
+    def killed_during_the_second_shard(data: bytes, path: Path) -> None:
+        if path.name.startswith("features_") and shards_written:
+            path.with_name(f".{path.name}.999999.tmp").write_bytes(data[:100])  # a write cut short
+            raise RuntimeError("killed")
+        shards_written.append(path.name)
+        write(data, path)
+
+    monkeypatch.setattr(extraction, "_write_atomically", killed_during_the_second_shard)
+    options = ("--shard_rows", "1", "--data.batch_size", "1")
+    with pytest.raises(RuntimeError, match="killed"):
+        extract(checkpoint, motion_root / "test", tmp_path, *options)
+    assert shards_written == ["features_0000000.safetensors"]
+    first = (tmp_path / shards_written[0]).stat()
+    monkeypatch.setattr(extraction, "_write_atomically", write)
+    assert extract(checkpoint, motion_root / "test", tmp_path, *options) == 0
+    assert (tmp_path / shards_written[0]).stat().st_mtime_ns == first.st_mtime_ns  # not written again
+    extracted = rows(tmp_path)
+    assert len({row["video"] for row, _ in extracted}) == len(extracted) == 4
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "extract.json", *(f"features_{video:07d}.safetensors" for video in range(4)), "index.csv"]
+    # a finished extraction, rerun, writes no shard
+    times = {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("features_*")}
+    assert extract(checkpoint, motion_root / "test", tmp_path, *options) == 0
+    assert times == {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("features_*")}
+    assert rows(tmp_path)[0][0] == extracted[0][0]
+
+
+def test_resuming_with_other_settings_is_refused(checkpoint: Path, motion_root: Path, tmp_path: Path):
+    assert extract(checkpoint, motion_root / "test", tmp_path) == 0
+    with pytest.raises(ValueError, match="other feature, level .*Give another --out"):
+        extract(checkpoint, motion_root / "test", tmp_path, "--feature", "patch_mean", "--level", "clip")
+
+
+def test_weights_and_videos_are_required(motion_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    with pytest.raises(SystemExit):
+        main(["--data.path", str(motion_root / "test"), "--out", str(tmp_path)])
+    assert "no weights: give --ckpt_path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("attention", ["divided", "xvit"])
+def test_clip_features_of_one_sequence_and_of_per_frame_sequences(attention: str):
+    options = {"temporal": "mean"} if attention == "xvit" else None  # X-ViT's paper readout: the frames averaged
+    model = VideoTransformer(attention, num_classes=3, img_size=16, patch_size=8, num_frames=4, embed_dim=32, depth=2,
+                             num_heads=2, attention_options=options).eval()
+    video = torch.randn(2, 3, 4, 16, 16)
+    with torch.no_grad():
+        features = {kind: clip_features(model, video, kind) for kind in ("cls", "patch_mean", "frames")}
+        logits = model(video)
+    assert features["frames"].shape == (2, 4, 32) and features["patch_mean"].shape == features["cls"].shape == (2, 32)
+    torch.testing.assert_close(model.head(features["cls"]), logits)  # cls is what the head classifies
+    if attention == "divided":  # frames: each frame's patches averaged, so their mean is the mean of all patches
+        torch.testing.assert_close(features["frames"].mean(dim=1), features["patch_mean"])
+    else:  # frames: each frame's own cls token, which this readout averages
+        torch.testing.assert_close(features["frames"].mean(dim=1), features["cls"])
+    assert model.cls_only_last_block  # restored after reading every token

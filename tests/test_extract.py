@@ -3,6 +3,9 @@ views, pooled levels that are the mean of the views, and a resumed extraction th
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,8 @@ from lightning_video.training import extraction
 from test_load_checkpoint import fit
 
 ONE_PROCESS = ["--data.num_workers", "0", "--trainer.accelerator", "cpu", "--trainer.devices", "1"]
-VIDEO_SECONDS, FPS = 1.6, 10  # the synthetic videos: 16 frames at 10 fps
+VIDEO_SECONDS = 1.6  # the synthetic videos: 16 frames at 10 fps
+REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +148,18 @@ def test_clip_features_of_one_sequence_and_of_per_frame_sequences(attention: str
     else:  # frames: each frame's own cls token, which this readout averages
         torch.testing.assert_close(features["frames"].mean(dim=1), features["cls"])
     assert model.cls_only_last_block  # restored after reading every token
+
+
+def test_two_processes_share_the_videos_and_rank_zero_writes_one_index(checkpoint: Path, motion_root: Path,
+                                                                       tmp_path: Path):
+    assert extract(checkpoint, motion_root / "test", tmp_path / "one", "--window", "0.8") == 0
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--window", "0.8"]
+    command = [sys.executable, "-m", "lightning_video", "extract", "--ckpt_path", str(checkpoint), "--data.path",
+               str(motion_root / "test"), "--out", str(tmp_path / "two"), *ONE_PROCESS, *ddp]
+    subprocess.run(command, cwd=tmp_path, check=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    one, two = rows(tmp_path / "one"), rows(tmp_path / "two")
+    assert len(two) == 4 * 2  # two windows of 0.8 s per video
+    assert [{**row, "shard": None, "row": None} for row, _ in two] == [{**row, "shard": None, "row": None}
+                                                                      for row, _ in one]
+    torch.testing.assert_close(torch.stack([f for _, f in two]), torch.stack([f for _, f in one]))
+    assert {row["shard"] for row, _ in two} == {"features_0000000.safetensors", "features_0000001.safetensors"}

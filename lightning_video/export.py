@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 from jsonargparse import ArgumentParser
 
@@ -16,13 +17,13 @@ from lightning_video.models.checkpoint_file import CheckpointError
 from lightning_video.models.onnx_export import export_onnx, onnx_relative_error
 from lightning_video.training.rebuild import LoadedCheckpoint, load_checkpoint
 
-FORMATS = ("onnx",)
+Format = Literal["onnx"]
 
 
 def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="lightning-video export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt_path", type=str, required=True, help="a checkpoint written by `fit`")
-    parser.add_argument("--format", type=str, default="onnx", choices=FORMATS)
+    parser.add_argument("--format", type=Format, default="onnx", help="the file format")
     parser.add_argument("--out", type=str, required=True, help="the file to write (e.g. model.onnx)")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="the largest logit error relative to PyTorch's the parity check accepts")

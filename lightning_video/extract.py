@@ -32,9 +32,9 @@ from lightning_video.data.annotations import Problems
 from lightning_video.data.clip_settings import ClipSettings
 from lightning_video.data.datamodule import SyntheticTask, VideoDataModule
 from lightning_video.data.layouts import SPLITS, Label, read_csv
-from lightning_video.models.features import FEATURE_KINDS
+from lightning_video.models.features import FeatureKind
 from lightning_video.models.video_transformer import VideoTransformer
-from lightning_video.training.extraction import LEVELS, ExtractionData, FeatureExtractor, ShardWriter, \
+from lightning_video.training.extraction import ExtractionData, FeatureExtractor, ShardWriter, Level, \
     extracted_videos, merge_index
 from lightning_video.training.module import VideoClassifier
 from lightning_video.training.progress import progress_bar
@@ -50,8 +50,10 @@ def parser() -> LightningArgumentParser:
     parser.add_argument("--ckpt_path", type=str | None, default=None, help="a checkpoint of `fit` (model and clips)")
     parser.add_argument("--out", type=str, help="the folder for the shards and the index (a rerun resumes)")
     parser.add_argument("--split", type=str, default="test", help=f"with data.root: the split ({', '.join(SPLITS)})")
-    parser.add_argument("--feature", type=str, default="cls", help=f"one of {', '.join(FEATURE_KINDS)}")
-    parser.add_argument("--level", type=str, default="video", help=f"one of {', '.join(LEVELS)}")
+    parser.add_argument("--feature", type=FeatureKind, default="cls",
+                        help="cls (what the head reads), patch_mean or frames (one per frame): models/features.py")
+    parser.add_argument("--level", type=Level, default="video",
+                        help="a row per view, per clip (crops averaged) or per video or window (views averaged)")
     parser.add_argument("--window", type=float | None, default=None, help="window length in seconds (None: whole)")
     parser.add_argument("--stride", type=float | None, default=None, help="seconds between windows (None: window)")
     parser.add_argument("--shard_rows", type=int, default=4096, help="rows per shard (whole videos each)")
@@ -117,10 +119,6 @@ def invalid_options(args: Namespace, has_checkpoint: bool) -> list[str]:
     problems = []
     if not args.out:
         problems.append("--out is required: the folder for the shards and the index")
-    if args.feature not in FEATURE_KINDS:
-        problems.append(f"--feature {args.feature}: valid are {', '.join(FEATURE_KINDS)}")
-    if args.level not in LEVELS:
-        problems.append(f"--level {args.level}: valid are {', '.join(LEVELS)}")
     if args.window is not None and args.window <= 0 or args.stride is not None and args.stride <= 0:
         problems.append(f"--window {args.window} --stride {args.stride}: give positive seconds")
     if args.stride is not None and args.window is None:

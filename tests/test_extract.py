@@ -163,3 +163,15 @@ def test_two_processes_share_the_videos_and_rank_zero_writes_one_index(checkpoin
                                                                       for row, _ in one]
     torch.testing.assert_close(torch.stack([f for _, f in two]), torch.stack([f for _, f in one]))
     assert {row["shard"] for row, _ in two} == {"features_0000000.safetensors", "features_0000001.safetensors"}
+
+
+def test_pretrained_weights_for_a_backbone_described_by_options(checkpoint: Path, motion_root: Path, tmp_path: Path):
+    """`--model.pretrained` with the backbone and clips given as options extracts what the checkpoint does."""
+    assert extract(checkpoint, motion_root / "test", tmp_path / "checkpoint") == 0
+    backbone = "--model.backbone.init_args."
+    assert main(["--model.pretrained", str(checkpoint), "--data.path", str(motion_root / "test"), "--out",
+                 str(tmp_path / "pretrained"), *ONE_PROCESS, "--data.num_frames", "4", "--data.sampling_rate", "2",
+                 "--data.crop_size", "16", "--data.test_clips", "2", f"{backbone}patch_size", "8",
+                 f"{backbone}embed_dim", "32", f"{backbone}depth", "1", f"{backbone}num_heads", "2"]) == 0
+    torch.testing.assert_close(torch.stack([f for _, f in rows(tmp_path / "pretrained")]),
+                               torch.stack([f for _, f in rows(tmp_path / "checkpoint")]))

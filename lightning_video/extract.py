@@ -35,7 +35,7 @@ from lightning_video.data.layouts import SPLITS, Label, read_csv
 from lightning_video.models.features import FeatureKind
 from lightning_video.models.video_transformer import VideoTransformer
 from lightning_video.training.extraction import ExtractionData, FeatureExtractor, ShardWriter, Level, \
-    extracted_videos, merge_index
+    extracted_videos, merge_index, write_atomically
 from lightning_video.training.module import VideoClassifier
 from lightning_video.training.progress import progress_bar
 from lightning_video.training.rebuild import load_checkpoint
@@ -173,8 +173,8 @@ def settings(args: Namespace, clips: ClipSettings, videos: list[tuple[str, Label
 def check_settings(out: Path, wanted: dict) -> None:
     """Record the settings of a new extraction in `out`, or refuse to resume one made with other settings."""
     file = out / SETTINGS_FILE
-    if not file.is_file():
-        file.write_text(json.dumps(wanted, indent=1) + "\n")
+    if not file.is_file():  # every rank writes the same, whole (ranks started together may all find none)
+        write_atomically((json.dumps(wanted, indent=1) + "\n").encode(), file)
         return
     saved = json.loads(file.read_text())
     differing = [key for key in wanted if saved.get(key) != wanted[key]]

@@ -3,7 +3,9 @@ views, pooled levels that are the mean of the views, and a resumed extraction th
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +92,7 @@ def test_sliding_windows_give_one_row_per_window_with_its_times(checkpoint: Path
 
 def test_a_resumed_extraction_writes_nothing_twice(checkpoint: Path, motion_root: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch):
-    write = extraction._write_atomically
+    write = extraction.write_atomically
     shards_written = []
 
     def killed_during_the_second_shard(data: bytes, path: Path) -> None:
@@ -100,13 +102,13 @@ def test_a_resumed_extraction_writes_nothing_twice(checkpoint: Path, motion_root
         shards_written.append(path.name)
         write(data, path)
 
-    monkeypatch.setattr(extraction, "_write_atomically", killed_during_the_second_shard)
+    monkeypatch.setattr(extraction, "write_atomically", killed_during_the_second_shard)
     options = ("--shard_rows", "1", "--data.batch_size", "1")
     with pytest.raises(RuntimeError, match="killed"):
         extract(checkpoint, motion_root / "test", tmp_path, *options)
     assert shards_written == ["features_0000000.safetensors"]
     first = (tmp_path / shards_written[0]).stat()
-    monkeypatch.setattr(extraction, "_write_atomically", write)
+    monkeypatch.setattr(extraction, "write_atomically", write)
     assert extract(checkpoint, motion_root / "test", tmp_path, *options) == 0
     assert (tmp_path / shards_written[0]).stat().st_mtime_ns == first.st_mtime_ns  # not written again
     extracted = rows(tmp_path)
@@ -175,3 +177,26 @@ def test_pretrained_weights_for_a_backbone_described_by_options(checkpoint: Path
                  f"{backbone}embed_dim", "32", f"{backbone}depth", "1", f"{backbone}num_heads", "2"]) == 0
     torch.testing.assert_close(torch.stack([f for _, f in rows(tmp_path / "pretrained")]),
                                torch.stack([f for _, f in rows(tmp_path / "checkpoint")]))
+
+
+def test_unreadable_videos_are_named_counted_and_retried_by_a_rerun(checkpoint: Path, motion_root: Path,
+                                                                      tmp_path: Path, capsys: pytest.CaptureFixture):
+    videos = tmp_path / "videos"
+    shutil.copytree(motion_root / "test", videos)
+    good = next(videos.rglob("*.mp4"))
+    (videos / "broken.mp4").write_bytes(b"not a video")
+    (videos / "truncated.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert extract(checkpoint, videos, tmp_path / "out") == 1
+    assert "2 of the 6 videos could not be read" in capsys.readouterr().out
+    assert len(rows(tmp_path / "out")) == 4
+    unreadable = json.loads((tmp_path / "out" / "unreadable.json").read_text())
+    assert sorted(Path(path).name for path in unreadable) == ["broken.mp4", "truncated.mp4"]
+    assert all(reason for reason in unreadable.values())
+    (videos / "truncated.mp4").write_bytes(good.read_bytes())  # repaired: the rerun extracts it, and it alone
+    shards = sorted(path.name for path in (tmp_path / "out").glob("features_*"))
+    assert extract(checkpoint, videos, tmp_path / "out") == 1
+    assert len(rows(tmp_path / "out")) == 5 and len(list((tmp_path / "out").glob("features_*"))) == len(shards) + 1
+    assert list(json.loads((tmp_path / "out" / "unreadable.json").read_text())) == [str(videos / "broken.mp4")]
+    (videos / "broken.mp4").unlink()
+    with pytest.raises(ValueError, match="other videos"):  # the video list is part of the settings
+        extract(checkpoint, videos, tmp_path / "out")

@@ -72,8 +72,8 @@ def plan_windows(videos: list[tuple[str, Label]], video_indices: list[int], wind
 class WindowClips(Dataset):
     """Item i is one temporal clip of one window, in all its crops: `video` `[crops, C, T, crop, crop]`, decoded once.
 
-    An unreadable video yields black clips flagged `valid=False`, so that whoever collects the items can leave its
-    windows out and count it.
+    An unreadable video yields black clips and, in `unreadable`, the reason (else ""), so that whoever collects the
+    items can leave its windows out and count it.
 
     Args:
         videos: (path, label) pairs; `Window.video_index` indexes them.
@@ -107,11 +107,12 @@ class WindowClips(Dataset):
         window = self.windows[window_position]
         indices = SAMPLINGS[self.sampling](window.length, self.num_frames, self.sampling_rate, clip_index,
                                            self.clips_per_window, False)
-        valid = True
+        unreadable = ""
         try:
             with open_video(self.videos[window.video_index][0]) as reader:
                 frames = reader.read([window.first + int(index) for index in indices])
-        except UnreadableVideo:
-            frames, valid = torch.zeros(self.num_frames, 1, 1, 3, dtype=torch.uint8), False
+        except UnreadableVideo as error:
+            frames, unreadable = torch.zeros(self.num_frames, 1, 1, 3, dtype=torch.uint8), str(error)
         crops = [self.transform({"video": frames, "aug_index": crop})["video"] for crop in range(self.crops_per_clip)]
-        return {"video": torch.stack(crops), "window": window_position, "clip_index": clip_index, "valid": valid}
+        return {"video": torch.stack(crops), "window": window_position, "clip_index": clip_index,
+                "unreadable": unreadable}

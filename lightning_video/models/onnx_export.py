@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -40,12 +41,12 @@ def export_onnx(model: VideoTransformer, clips: ClipSettings, path: str | Path) 
         program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                     dynamic_shapes={"video": {0: batch}}, dynamo=True, verbose=False)
     program.model.metadata_props.update(onnx_metadata(model, clips))
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        program.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    # in a folder of its own under the final name: a model over 2 GB keeps its weights in `<name>.data` beside it,
+    # which the graph names; the weights move first, so the graph is never there without them
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder:
+        program.save(Path(folder) / path.name)
+        for file in sorted(Path(folder).iterdir(), key=lambda file: file.name == path.name):
+            os.replace(file, path.parent / file.name)
 
 
 def onnx_relative_error(model: VideoTransformer, path: str | Path, batch: int = 3, seed: int = 0) -> float:

@@ -113,16 +113,15 @@ class ShardWriter(BasePredictionWriter):
         self.unreadable: dict[int, str] = {}
         self.rows: list[dict] = []
         self.features: list[torch.Tensor] = []
-        self.shards_written = 0
 
     def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: torch.Tensor,
                            batch_indices: object, batch: dict, batch_idx: int, dataloader_idx: int) -> None:
         data: ExtractionData = trainer.datamodule
-        for features, position, clip, valid in zip(prediction.float().cpu(), batch["window"].tolist(),
-                                                   batch["clip_index"].tolist(), batch["valid"].tolist()):
+        for features, position, clip, problem in zip(prediction.float().cpu(), batch["window"].tolist(),
+                                                     batch["clip_index"].tolist(), batch["unreadable"]):
             window = data.windows[position]
-            if not valid:
-                self.unreadable.setdefault(window.video_index, "a clip could not be decoded")
+            if problem:
+                self.unreadable.setdefault(window.video_index, problem)
             self.clips[window.video_index].append((window, clip, features))
             if len(self.clips[window.video_index]) == data.clips_per_video[window.video_index]:
                 self._add_video(data, window.video_index)
@@ -134,7 +133,7 @@ class ShardWriter(BasePredictionWriter):
         self.unreadable.update(trainer.datamodule.unreadable)
         if self.unreadable:  # one file per rank; rank 0 gathers them (`merge_index`)
             unreadable = {trainer.datamodule.videos[index][0]: reason for index, reason in self.unreadable.items()}
-            _write_atomically(json.dumps(unreadable).encode(), self.out / f"unreadable.rank{trainer.global_rank}.json")
+            write_atomically(json.dumps(unreadable).encode(), self.out / f"unreadable.rank{trainer.global_rank}.json")
 
     def _add_video(self, data: ExtractionData, video_index: int) -> None:
         """Pool the finished video's clips into its rows (none if any clip of it was unreadable)."""
@@ -166,8 +165,7 @@ class ShardWriter(BasePredictionWriter):
             return
         path = self.out / f"features_{self.rows[0]['video_index']:07d}.safetensors"
         tensors = {"features": torch.cat(self.features).contiguous()}
-        _write_atomically(save(tensors, metadata={ROWS_KEY: json.dumps(self.rows)}), path)
-        self.shards_written += 1
+        write_atomically(save(tensors, metadata={ROWS_KEY: json.dumps(self.rows)}), path)
         self.rows, self.features = [], []
 
 
@@ -178,7 +176,7 @@ def _label_text(label: Label) -> str:
     return "" if label == -1 else str(label)
 
 
-def _write_atomically(data: bytes, path: Path) -> None:
+def write_atomically(data: bytes, path: Path) -> None:
     """`path` holds all of `data` or is absent (or as it was), also after a kill: a synced temporary file renamed."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

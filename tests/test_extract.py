@@ -155,16 +155,26 @@ def test_clip_features_of_one_sequence_and_of_per_frame_sequences(attention: str
 def test_two_processes_share_the_videos_and_rank_zero_writes_one_index(checkpoint: Path, motion_root: Path,
                                                                        tmp_path: Path):
     assert extract(checkpoint, motion_root / "test", tmp_path / "one", "--window", "0.8") == 0
-    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--window", "0.8"]
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--window", "0.8", "--shard_rows", "1",
+           "--data.batch_size", "1"]
     command = [sys.executable, "-m", "lightning_video", "extract", "--ckpt_path", str(checkpoint), "--data.path",
                str(motion_root / "test"), "--out", str(tmp_path / "two"), *ONE_PROCESS, *ddp]
-    subprocess.run(command, cwd=tmp_path, check=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
-    one, two = rows(tmp_path / "one"), rows(tmp_path / "two")
-    assert len(two) == 4 * 2  # two windows of 0.8 s per video
-    assert [{**row, "shard": None, "row": None} for row, _ in two] == [{**row, "shard": None, "row": None}
-                                                                      for row, _ in one]
-    torch.testing.assert_close(torch.stack([f for _, f in two]), torch.stack([f for _, f in one]))
-    assert {row["shard"] for row, _ in two} == {"features_0000000.safetensors", "features_0000001.safetensors"}
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run(command, cwd=tmp_path, check=True, timeout=300, env=environment)
+    one = rows(tmp_path / "one")
+    assert len(one) == 4 * 2  # two windows of 0.8 s per video
+    assert_same_rows(rows(tmp_path / "two"), one)
+    # resumed with one video left: a rank with nothing to do takes part all the same
+    (tmp_path / "two" / "features_0000002.safetensors").unlink()
+    subprocess.run(command, cwd=tmp_path, check=True, timeout=300, env=environment)
+    assert_same_rows(rows(tmp_path / "two"), one)
+
+
+def assert_same_rows(got: list[tuple[dict, torch.Tensor]], expected: list[tuple[dict, torch.Tensor]]) -> None:
+    """The same rows with the same features, wherever each shard put them."""
+    assert [{**row, "shard": None, "row": None} for row, _ in got] == [{**row, "shard": None, "row": None}
+                                                                       for row, _ in expected]
+    torch.testing.assert_close(torch.stack([f for _, f in got]), torch.stack([f for _, f in expected]))
 
 
 def test_pretrained_weights_for_a_backbone_described_by_options(checkpoint: Path, motion_root: Path, tmp_path: Path):

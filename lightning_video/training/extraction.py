@@ -43,6 +43,7 @@ class FeatureExtractor(pl.LightningModule):
         super().__init__()
         self.backbone = backbone
         self.kind = kind
+        self.allow_zero_length_dataloader_with_multiple_devices = True  # fewer videos left than ranks
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         video = batch["video"]
@@ -50,7 +51,8 @@ class FeatureExtractor(pl.LightningModule):
 
 
 class ExtractionData(pl.LightningDataModule):
-    """This rank's share of the videos not extracted yet (video i goes to rank i mod world size), cut into windows.
+    """This rank's share of the videos not extracted yet (every world-size-th of them), cut into windows. Every rank
+    reads which are done before any can write (the process group forms in between), so the shares do not overlap.
 
     Args:
         videos: (path, label) of every video of the extraction, in index order.
@@ -80,7 +82,7 @@ class ExtractionData(pl.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         world, rank = self.trainer.world_size, self.trainer.global_rank
-        share = [index for index in range(rank, len(self.videos), world) if index not in self.done]
+        share = [index for index in range(len(self.videos)) if index not in self.done][rank::world]
         self.windows, self.unreadable = plan_windows(self.videos, share, self.window, self.stride,
                                                      self.frame_folder_fps)
         self.clips_per_video = {}

@@ -11,7 +11,7 @@ import importlib
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "check-data": ("lightning_video.check_data", "decode every video of a dataset and report the unreadable ones"),
     "extract": ("lightning_video.extract", "features of videos (per view, clip or video; sliding windows) as shards"),
-    "export": ("lightning_video.export", "a checkpoint as ONNX, clip settings in its metadata, checked with onnxruntime"),
+    "export": ("lightning_video.export", "a checkpoint as ONNX with its clip settings, checked with onnxruntime"),
 }
 
 

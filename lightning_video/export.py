@@ -39,8 +39,9 @@ def main(argv: list[str]) -> int:
     export_onnx(backbone, loaded.clip_settings, out)
     error = onnx_relative_error(backbone, out)
     verdict = "within" if error <= args.tolerance else "ABOVE"
-    print(f"{out}: {backbone.attention}, {loaded.clip_settings.num_frames} frames at {loaded.clip_settings.crop_size}²,"
-          f" {len(loaded.class_names)} classes; onnxruntime vs PyTorch: max relative logit error {error:.1e} "
+    clips = loaded.clip_settings
+    print(f"{out}: {backbone.attention}, {clips.num_frames} frames at {clips.crop_size}², {len(clips.class_names)} "
+          f"classes; onnxruntime vs PyTorch: max relative logit error {error:.1e} "
           f"({verdict} the tolerance {args.tolerance:.0e})")
     return int(error > args.tolerance)
 

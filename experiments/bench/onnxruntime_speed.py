@@ -1,6 +1,6 @@
 """The model benchmark's onnxruntime rows (`python -m experiments.bench model --onnxruntime`): the model exported as
 `lightning-video export` does, its logits checked against eager PyTorch's, then the CPU inference clips/s of both,
-timed alternately (same threads: onnxruntime gets PyTorch's thread count)."""
+timed alternately (same threads: onnxruntime gets PyTorch's thread count, and does not spin between runs)."""
 from __future__ import annotations
 
 import statistics
@@ -36,6 +36,8 @@ def onnxruntime_rows(attention: str, model: VideoTransformer, video: torch.Tenso
         print(f"{attention}: logits onnxruntime vs eager PyTorch: max relative error {error:.1e}")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
+        # its threads otherwise spin for work after each run, taking the cores from the eager run timed next
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     inputs = {INPUT_NAME: video.numpy()}
 

@@ -13,6 +13,8 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "flops": ("lightning_video.flops", "GFLOPs per view and parameters of a config's backbone at its clip size"),
     "explain": ("lightning_video.explain", "attention rollout heat maps, an animation and the top-5 classes per video"),
     "plot": ("lightning_video.plot", "draw the learning curves of runs from their metrics.csv"),
+    "extract": ("lightning_video.extract", "features of videos (per view, clip or video; sliding windows) as shards"),
+    "export": ("lightning_video.export", "a checkpoint as ONNX with its clip settings, checked with onnxruntime"),
 }
 
 

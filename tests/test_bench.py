@@ -30,6 +30,16 @@ def test_model_benchmark_checks_the_logits_and_times_ours_and_hf(capsys: pytest.
     assert re.search(rf"\| axial \| ours \| {number} \|", out) and "| axial | HF |" not in out  # HF has no axial
 
 
+def test_model_benchmark_adds_onnxruntime_beside_eager_pytorch(capsys: pytest.CaptureFixture[str]):
+    main(["model", *TINY, "--attention", "xvit", "--device", "cpu", "--onnxruntime", "--warmup", "0", "--repeats", "1"])
+    out = capsys.readouterr().out
+    error = float(re.search(r"xvit: logits onnxruntime vs eager PyTorch: max relative error (\S+)", out)[1])
+    assert error < 1e-4
+    for model in ("eager", "onnxruntime"):
+        assert re.search(rf"\| xvit \| ours, {model} \(CPU fp32\) \| [\d.]+ \|", out)
+    assert re.search(r"\| xvit \| onnxruntime vs eager \| [\d.]+× \|", out)
+
+
 def test_data_benchmark_times_both_pipelines_and_reads_the_frames_they_take(capsys: pytest.CaptureFixture[str]):
     main(["data", "--videos", "1", "--seconds", "2", "--clips", "1", "--sampling", "4x4"])
     out = capsys.readouterr().out

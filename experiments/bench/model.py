@@ -13,6 +13,7 @@ over the frames before its norm and head, as the official model does; its timing
 lacks are timed for ours only.
 
     python -m experiments.bench model --attention joint divided --device cuda --dtype bf16 --compile
+    python -m experiments.bench model --device cpu --onnxruntime   # + onnxruntime's CPU inference beside eager
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.bench.memory import PeakMemory
+from experiments.bench.onnxruntime_speed import onnxruntime_rows
 from experiments.bench.timing import seconds
 from lightning_video.flops import count
 from lightning_video.models import ATTENTIONS, PRESETS, create_model
@@ -51,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3, help="untimed repeats first")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats")
+    parser.add_argument("--onnxruntime", action="store_true",
+                        help="add CPU inference rows: ours exported to ONNX and run by onnxruntime, beside eager")
 
 
 @dataclass
@@ -139,7 +143,10 @@ def measure(attention: str, args: argparse.Namespace, sizes: dict[str, int], dev
         print(f"{attention}: first calls (compiling), inference / train: " + ", ".join(
             f"{contender.name} {contender.first_call['inference']:.0f} s / {contender.first_call['train']:.0f} s"
             for contender in contenders))
-    return table_rows(attention, contenders, gflops * args.batch, rate)
+    rows = table_rows(attention, contenders, gflops * args.batch, rate)
+    if args.onnxruntime:
+        rows += onnxruntime_rows(attention, ours, video, args.warmup, args.repeats)
+    return rows
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:

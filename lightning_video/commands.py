@@ -10,6 +10,7 @@ import importlib
 # command -> (module whose `main(args: list[str]) -> int` runs it, one line for `--help`)
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "check-data": ("lightning_video.check_data", "decode every video of a dataset and report the unreadable ones"),
+    "prepare": ("lightning_video.prepare", "re-encode a dataset's videos for fast random access (short side 320)"),
 }
 
 

@@ -121,6 +121,28 @@ def test_a_frame_count_other_than_the_sources_fails_the_file(dataset: Path, tmp_
     assert "source 16 decoded (16 in its header), prepared 16 decoded (15 by its header" in outcome.reason
 
 
+def test_a_phone_video_comes_out_upright_without_its_display_matrix(tmp_path: Path):
+    stored = published_layouts.grey_ramp(4)[:, :, :12].copy()  # 16 high, 12 wide as stored
+    stored[:, :4] = 255  # a white band at the stored top: after a 90° turn counterclockwise, at the left
+    source = tmp_path / "phone.mp4"
+    with av.open(str(source), mode="w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.height, stream.width = stored.shape[1:3]
+        stream.pix_fmt, stream.options = "yuv420p", {"qp": "0"}
+        stream.set_display_rotation(90)
+        for image in stored:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    target = tmp_path / "prepared.mp4"
+    assert prepare.prepare_file(source, target, prepare.DEFAULT_ENCODING, 320).status == "written"
+    with av.open(str(target)) as container:
+        assert next(container.decode(video=0)).rotation == 0  # the pixels turned, no matrix left to turn them again
+    with open_video(source) as original, open_video(target) as copy:
+        upright, prepared = original.read([0, 3]).float(), copy.read([0, 3]).float()
+    assert prepared.shape == upright.shape == (2, 12, 16, 3)
+    assert (prepared - upright).abs().mean() < 4 and prepared[:, :, :3].mean() > 200  # the band at the left
+
+
 def test_the_source_folder_is_refused_as_the_target(dataset: Path):
     with pytest.raises(ValueError, match="originals are never modified"):
         main([str(dataset), str(dataset), "--no-progress"])

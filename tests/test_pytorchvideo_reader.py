@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -91,3 +92,13 @@ def test_unknown_reader_is_refused_with_the_valid_ones():
 
     with pytest.raises(ValueError, match="unknown data.reader 'decord'; valid: ours, pytorchvideo"):
         VideoDataModule(reader="decord")
+
+
+def test_several_processes_are_refused_naming_the_default_reader(tmp_path: Path):
+    from lightning_video.data.datamodule import VideoDataModule
+
+    data = VideoDataModule(root=str(published_layouts.kinetics_folders(tmp_path)), dataset="kinetics",
+                           reader="pytorchvideo")
+    data.trainer = SimpleNamespace(world_size=2, lightning_module=None)
+    with pytest.raises(ValueError, match="data.reader=pytorchvideo runs in one process.*Use data.reader=ours"):
+        data.setup("fit")

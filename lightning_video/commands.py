@@ -15,6 +15,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("lightning_video.plot", "draw the learning curves of runs from their metrics.csv"),
     "extract": ("lightning_video.extract", "features of videos (per view, clip or video; sliding windows) as shards"),
     "export": ("lightning_video.export", "a checkpoint as ONNX with its clip settings, checked with onnxruntime"),
+    "prepare": ("lightning_video.prepare", "re-encode a dataset's videos for fast random access (short side 320)"),
 }
 
 

@@ -40,13 +40,22 @@ def test_model_benchmark_adds_onnxruntime_beside_eager_pytorch(capsys: pytest.Ca
     assert re.search(r"\| xvit \| onnxruntime vs eager \| [\d.]+× \|", out)
 
 
-def test_data_benchmark_times_both_pipelines_and_reads_the_frames_they_take(capsys: pytest.CaptureFixture[str]):
-    main(["data", "--videos", "1", "--seconds", "2", "--clips", "1", "--sampling", "4x4"])
+def test_data_benchmark_times_both_readers_prepared_videos_and_the_loader(capsys: pytest.CaptureFixture[str]):
+    main(["data", "--videos", "1", "--seconds", "2", "--clips", "1", "--sampling", "4x4", "--workers", "1",
+          "--batch", "1", "--batches", "1"])
     out = capsys.readouterr().out
-    for pipeline in ("ours (PyAV, sampled frames only)", "PyTorchVideo Kinetics (PyAV)"):
-        assert re.search(rf"\| 4x4 \| {re.escape(pipeline)} \| \d[\d.]* \| \d[\d.]*× \|", out)
+    number = r"\d[\d.]*"
+    for reader in ("ours (PyAV, sampled frames only)", "data.reader: pytorchvideo (PyAV)"):
+        assert re.search(rf"\| 4x4 \| {re.escape(reader)} \| {number} \| {number}× \|", out)
     # a 60-frame video: the clip starts at frame (60 - 16) // 2; both spread 4 frames over its 16, 15 / 3 apart
     assert "4x4 frames from a clip starting at frame 22: ours [22, 27, 32, 37], stock [22, 27, 32, 37]: same" in out
+    assert re.search(rf"\| 4x4 \| original \| 1.00× \| {number} \| 1.00× \|", out)
+    # the prepared copy holds the same frames (index codes), and its pixel error is measured
+    assert re.search(rf"\| 4x4 \| keyframe every 8, .* \(chosen\) \| {number}× \| {number} \| {number}× \| yes \| "
+                     rf"{number} \(worst\) \| {number} \(worst\) \|", out)
+    assert re.search(rf"\| 1 \| {number} \| {number} \| {number}× \|", out)  # loader with one worker
+    assert re.search(rf"- train step, H200, bf16, batch 16: {number} clips/s", out)
+    assert re.search(r"## torchcodec\n\n(4x4, decoding only|torchcodec does not run here: \w+)", out)
 
 
 def test_gpu_check_dry_run_writes_every_section_of_its_report(tmp_path: Path):

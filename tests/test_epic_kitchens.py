@@ -138,3 +138,11 @@ def test_a_segment_past_the_videos_end_is_unreadable_and_a_late_stop_is_clamped(
     dataset.transform = lambda sample: sample
     assert published.frame_numbers(dataset[0]["video"]) == [14, 14, 14, 15] and dataset[0]["valid"]
     assert not dataset[1]["valid"]  # left out of the metrics and counted, as any unreadable video
+
+
+def test_the_pytorchvideo_reader_is_refused_for_segments_of_long_videos(tmp_path: Path):
+    """It would sample clips anywhere in the long video, not inside the labelled action."""
+    data = VideoDataModule(root=str(published.epic_kitchens(tmp_path)), dataset="epic_kitchens", reader="pytorchvideo")
+    with pytest.raises(ValueError, match="data.reader=pytorchvideo samples clips from whole videos, but data.dataset="
+                                         "epic_kitchens labels segments of long videos: use data.reader=ours"):
+        data.setup("fit")

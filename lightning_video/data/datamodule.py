@@ -13,6 +13,7 @@ from filelock import FileLock
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
+from pytorchvideo.data import LabeledVideoDataset
 from torch.utils.data import DataLoader
 
 from lightning_video.data import layouts, synthetic
@@ -20,13 +21,16 @@ from lightning_video.data.annotations import AnnotationError
 from lightning_video.data.clip_settings import ClipSettings
 from lightning_video.data.dataset import VideoClipDataset
 from lightning_video.data.layouts import LAYOUTS, VIDEO_SUFFIXES, Label, VideoList
+from lightning_video.data.pytorchvideo_reader import pytorchvideo_dataset
 from lightning_video.data.sampler import TrainingSampler, trained_position
 from lightning_video.data.sampling import SAMPLINGS
-from lightning_video.data.transforms import AUGMENTS, evaluation_transform, train_transform
+from lightning_video.data.segments import VideoSegment
+from lightning_video.data.transforms import AUGMENTS, Transform, evaluation_transform, train_transform
 from lightning_video.seeding import run_seed
 
 # The splits each stage reads: their annotation files are checked together when the stage is set up.
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
+READERS = ("ours", "pytorchvideo")
 
 
 def leave_preemption_to_the_trainer(worker_id: int) -> None:
@@ -102,6 +106,8 @@ class VideoDataModule(pl.LightningDataModule):
             `predict --ckpt_path` sets them from the checkpoint.
         heads: the class count of each head of a dataset whose videos have several labels (see `heads`); None: the
             data's. `predict --ckpt_path` sets them from the checkpoint.
+        reader: "ours" (decodes only the sampled frames; exact resume, DDP-safe) or "pytorchvideo" (PyTorchVideo's
+            `LabeledVideoDataset` and clip samplers over the same videos, one process: see `pytorchvideo_reader`).
     """
 
     def __init__(self, root: str | None = None, dataset: str = "csv", fold: int = 1, num_frames: int = 8,
@@ -113,7 +119,7 @@ class VideoDataModule(pl.LightningDataModule):
                  num_workers: int = 4, cache_frames: bool = False, max_skip_fraction: float = 0.5,
                  synthetic: SyntheticTask | None = None,
                  path: str | None = None, class_names: list[str] | None = None,
-                 heads: dict[str, int] | None = None) -> None:
+                 heads: dict[str, int] | None = None, reader: str = "ours") -> None:
         super().__init__()
         if synthetic is not None and root is None:
             raise ValueError("data.synthetic needs data.root: the folder to generate the synthetic task into")
@@ -123,6 +129,8 @@ class VideoDataModule(pl.LightningDataModule):
             raise ValueError(f"unknown data.dataset {dataset!r}; valid: {', '.join(LAYOUTS)}")
         if fold not in (1, 2, 3):
             raise ValueError(f"data.fold={fold}: UCF101 and HMDB51 have the official splits 1, 2 and 3")
+        if reader not in READERS:
+            raise ValueError(f"unknown data.reader {reader!r}; valid: {', '.join(READERS)}")
         if sampling is not None and sampling not in SAMPLINGS:
             raise ValueError(f"unknown data.sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}")
         invalid = invalid_settings(num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
@@ -153,6 +161,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.cache_frames = cache_frames
         self.synthetic = synthetic
+        self.reader = reader
         self.train_transform = train_transform(
             crop_size, train_min_short_side, train_max_short_side,
             layout.horizontal_flip if horizontal_flip is None else horizontal_flip, mean, std, augment, random_erasing)
@@ -271,21 +280,31 @@ class VideoDataModule(pl.LightningDataModule):
                     raise ValueError(f"the {split} split of {self.root} was published without labels, so {stage} "
                                      f"cannot score it; predict its videos instead (`predict --data.root "
                                      f"{self.root}` without data.path)")
+        if self.reader == "pytorchvideo" and self.trainer is not None and self.trainer.world_size > 1:
+            raise ValueError("data.reader=pytorchvideo runs in one process: PyTorchVideo's iterable datasets let a "
+                             "rank whose videos fail take fewer steps than the others, which then wait forever. Use "
+                             "data.reader=ours with several devices")
         views = dict(clips_per_video=self.test_clips, crops_per_video=self.test_crops)
-        clip = dict(num_frames=self.num_frames, sampling_rate=self.sampling_rate, sampling=self.sampling,
-                    cache_frames=self.cache_frames)
         if stage == "fit":
-            self.datasets["train"] = VideoClipDataset(self.videos("train"), **clip, transform=self.train_transform,
-                                                      train=True)
+            self.datasets["train"] = self._dataset(self.videos("train"), self.train_transform, train=True)
         if stage in ("fit", "validate"):
-            self.datasets["val"] = VideoClipDataset(self.videos("val"), **clip,
-                                                    transform=self.evaluation_transform, train=False)
+            self.datasets["val"] = self._dataset(self.videos("val"), self.evaluation_transform, train=False)
         if stage == "test":
-            self.datasets["test"] = VideoClipDataset(self.videos("test"), **clip, **views,
-                                                     transform=self.evaluation_transform, train=False)
+            self.datasets["test"] = self._dataset(self.videos("test"), self.evaluation_transform, False, **views)
         if stage == "predict":
-            self.datasets["predict"] = VideoClipDataset(self._videos_to_predict(), **clip, **views,
-                                                        transform=self.evaluation_transform, train=False)
+            self.datasets["predict"] = self._dataset(self._videos_to_predict(), self.evaluation_transform, False,
+                                                     **views)
+
+    def _dataset(self, videos: list[tuple[str, Label]], transform: Transform, train: bool,
+                 **views: int) -> VideoClipDataset | LabeledVideoDataset:
+        clip = dict(num_frames=self.num_frames, sampling_rate=self.sampling_rate, sampling=self.sampling)
+        if self.reader == "pytorchvideo":
+            if any(isinstance(path, VideoSegment) for path, _ in videos):
+                raise ValueError(f"data.reader=pytorchvideo samples clips from whole videos, but data.dataset="
+                                 f"{self.dataset} labels segments of long videos: use data.reader=ours")
+            return pytorchvideo_dataset(videos, **clip, transform=transform, train=train, **views)
+        return VideoClipDataset(videos, **clip, transform=transform, train=train, cache_frames=self.cache_frames,
+                                **views)
 
     def _videos_to_predict(self) -> list[tuple[str, int]]:
         """(path, -1) for the video at `path` or each video file under it, else for the test split of `root`
@@ -322,13 +341,15 @@ class VideoDataModule(pl.LightningDataModule):
                 f"or raise data.max_skip_fraction")
         return batch
 
-    def _loader(self, split: str, sampler: TrainingSampler | None = None) -> DataLoader:
+    def _loader(self, split: str, sampler: TrainingSampler | None = None, train: bool = False) -> DataLoader:
         return DataLoader(self.datasets[split], batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          drop_last=sampler is not None, worker_init_fn=leave_preemption_to_the_trainer)
+                          drop_last=train, worker_init_fn=leave_preemption_to_the_trainer)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled by the run's seed and the epoch, this rank's share, from where a resumed fit left off."""
+        if self.reader == "pytorchvideo":  # iterable: in its own order
+            return self._loader("train", train=True)
         trainer = self.trainer
         world_size, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = TrainingSampler(self.datasets["train"], self.batch_size, self.seed, world_size, rank, self._start)
@@ -342,7 +363,7 @@ class VideoDataModule(pl.LightningDataModule):
         # Lightning warns on a mid-epoch resume unless the loader has a state_dict; the sampler resumes on its own
         warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended",
                                 PossibleUserWarning)
-        return self._loader("train", sampler)
+        return self._loader("train", sampler, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

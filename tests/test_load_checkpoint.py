@@ -16,6 +16,7 @@ from lightning_video.data.clip_settings import ClipSettings
 from lightning_video.models import VideoTransformer
 from lightning_video.models.checkpoint_file import DIGEST_KEY
 from lightning_video.training.module import VideoClassifier
+from lightning_video.training.runs import CONFIG_KEY
 from test_runs import tiny_fit
 
 ATTENTION = "--model.backbone.init_args.attention"
@@ -79,6 +80,22 @@ def test_a_checkpoint_saved_before_clip_settings_were_takes_them_from_its_config
     del checkpoint["clip_settings"], checkpoint[DIGEST_KEY]
     torch.save(checkpoint, tmp_path / "older.ckpt")
     assert load_checkpoint(tmp_path / "older.ckpt").clip_settings == trained[0].clip_settings
+
+
+def test_a_checkpoint_whose_schedule_options_have_since_changed_still_loads(trained: tuple[VideoClassifier, Path],
+                                                                            tmp_path: Path):
+    """Optimiser and schedule are training's: an option of theirs since renamed (WarmupCosineLR's `max_epochs`,
+    before the schedule read the trainer's length) does not stop a model from being rebuilt."""
+    checkpoint = torch.load(trained[1], weights_only=True)
+    config = yaml.safe_load(checkpoint[CONFIG_KEY])
+    config["model"]["lr_scheduler"] = {"class_path": "lightning_video.training.schedules.WarmupCosineLR",
+                                       "init_args": {"max_epochs": 40, "warmup_epochs": 1}}
+    checkpoint[CONFIG_KEY] = yaml.safe_dump(config)
+    del checkpoint[DIGEST_KEY]
+    torch.save(checkpoint, tmp_path / "older.ckpt")
+    with torch.no_grad():
+        torch.testing.assert_close(load_checkpoint(tmp_path / "older.ckpt").model(clip(1)), trained[0].eval()(clip(1)),
+                                   rtol=0, atol=0)
 
 
 def test_a_checkpoint_without_a_run_config_is_refused_with_how_to_load_it(trained: tuple[VideoClassifier, Path],

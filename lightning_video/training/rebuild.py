@@ -23,6 +23,8 @@ from lightning_video.training.runs import CONFIG_KEY, read_checkpoint
 
 # The data module's state, where checkpoints written before the clip settings were saved keep the class names.
 DATA_STATE_KEY = VideoDataModule.__qualname__
+# The model options that only training reads: a rebuilt model takes the defaults.
+TRAINING_ONLY = ("optimizer", "lr_scheduler")
 
 
 class SavedRun(NamedTuple):
@@ -30,7 +32,7 @@ class SavedRun(NamedTuple):
 
     Attributes:
         model: the `model` section of its config, as the CLI parsed it, without the pretrained weights (the
-            checkpoint's replace them) and without the settings the data links into it.
+            checkpoint's replace them), the settings the data links into it and the optimiser and schedule.
         clip_settings: how its clips were made, and its class names.
     """
 
@@ -63,6 +65,8 @@ def saved_run(checkpoint: dict, path: str | Path) -> SavedRun:
     config = yaml.safe_load(checkpoint[CONFIG_KEY])
     model = config["model"]
     model["pretrained"] = None
+    for key in TRAINING_ONLY:  # an option of theirs since renamed would refuse a model that needs none of them
+        model.pop(key, None)
     if CLIP_SETTINGS_KEY in checkpoint:
         return SavedRun(model, ClipSettings.from_dict(checkpoint[CLIP_SETTINGS_KEY]))
     return SavedRun(model, _clip_settings_of_config(config["data"], checkpoint, path))

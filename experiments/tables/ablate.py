@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="output folder (default: ablations/NAME_SCALE)")
     results_index.add_argument(parser)
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run each row with (default: the table's)")
-    parser.add_argument("--weights", nargs="+", default=[], metavar="NAME=PATH", type=weight,
-                        help="weights a table's rows name as ${NAME}, e.g. IN21K=vit_b16_in21k.npz (pretraining)")
+    parser.add_argument("--weights", nargs="+", default=[], metavar="NAME=WEIGHTS", type=weight,
+                        help="weights (a file or a name, as --model.pretrained takes) a table's rows name as ${NAME}, "
+                             "e.g. IN21K=timm/vit_base_patch16_224.augreg_in21k (pretraining)")
     parser.add_argument("--jobs", type=int, help="rows to run at once, each on its share of the CPU cores "
                         "(default: the scale's; small CPU rows finish sooner side by side than one after another)")
     args, overrides = parser.parse_known_args(argv)
@@ -76,5 +77,6 @@ def main(argv: list[str] | None = None) -> None:
 def weight(text: str) -> tuple[str, str]:
     name, separator, path = text.partition("=")
     if not separator or not name or not path:
-        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=PATH, e.g. IN21K=vit_b16_in21k.npz")
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=WEIGHTS, e.g. "
+                                         "IN21K=timm/vit_base_patch16_224.augreg_in21k")
     return name, path

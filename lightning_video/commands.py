@@ -9,7 +9,7 @@ import importlib
 
 # command -> (module whose `main(args: list[str]) -> int` runs it, one line for `--help`)
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
-    "check-data": ("lightning_video.check_data", "decode every video of a dataset and report the unreadable ones"),
+    "check-data": ("lightning_video.check_data", "audit a dataset: listed, found, missing, unreadable, too short videos"),
     "flops": ("lightning_video.flops", "GFLOPs per view and parameters of a config's backbone at its clip size"),
     "explain": ("lightning_video.explain", "attention rollout heat maps, an animation and the top-5 classes per video"),
     "plot": ("lightning_video.plot", "draw the learning curves of runs from their metrics.csv"),

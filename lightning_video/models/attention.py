@@ -84,7 +84,10 @@ class Attention(nn.Module):
         if _use_fused and not self.keep_attention_map and not explicit_is_faster(k):
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         else:
-            weights = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
+            if k.shape[-2] > q.shape[-1]:  # more keys than channels: scaling the queries is less work than the logits
+                weights = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+            else:
+                weights = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
             if self.keep_attention_map:
                 self.last_attention_map = weights.detach()
             out = F.dropout(weights, dropout, self.training) @ v

@@ -7,9 +7,10 @@ GFLOP/s count as fvcore does (`lightning_video.flops`: one multiply-add = one FL
 are set against a large matrix product timed on the same device in the same dtype and units. The count is of the model
 as written, so ours can read above 100% of that rate where its shortcuts skip work (`VideoTransformer.as_written`).
 
-In bf16 (autocast, as Lightning's `bf16-mixed`) our training step is also timed in fp32, interleaved with the others,
-for the speed-up bf16 gives. `--profile` adds where each model's training step spends its time on CPU, by kind of
-operator (`op_shares.py`): what lies outside the matrix products is what a faster matrix product cannot speed up.
+In bf16 (autocast, as Lightning's `bf16-mixed`) our training step is also timed in fp32 (on CPU, or with
+`--versus-fp32`), interleaved with the others, for the speed-up bf16 gives. `--profile` adds where each model's
+training step spends its time on CPU, by kind of operator (`op_shares.py`): what lies outside the matrix products is
+what a faster matrix product cannot speed up.
 
 HF has `space_only`, `joint_space_time` and `divided_space_time`. Its `space_only` classifies every frame on its own
 (the official model averages the frames first), so its logits are compared after averaging its last hidden states
@@ -59,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3, help="untimed repeats first")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats")
+    parser.add_argument("--versus-fp32", action=argparse.BooleanOptionalAction,
+                        help="with --dtype bf16, also time our fp32 training step (default: on CPU; on CUDA it would "
+                             "lengthen the GPU check)")
     parser.add_argument("--profile", action="store_true",
                         help="CPU: each model's training-step time by kind of operator (one more step each)")
 
@@ -152,7 +156,7 @@ def measure(attention: str, args: argparse.Namespace, sizes: dict[str, int], dev
         compiled = torch.compile(reference) if args.compile else reference
         contenders.append(Contender("HF", reference, frames, lambda pixels: compiled(pixel_values=pixels).logits,
                                     dtype))
-    if dtype != torch.float32:
+    if dtype != torch.float32 and (device.type == "cpu" if args.versus_fp32 is None else args.versus_fp32):
         fp32 = copy.deepcopy(ours)
         contenders.append(Contender("ours fp32", fp32, video, torch.compile(fp32) if args.compile else fp32,
                                     torch.float32, modes=("train",)))

@@ -30,6 +30,21 @@ def test_model_benchmark_checks_the_logits_and_times_ours_and_hf(capsys: pytest.
     assert re.search(rf"\| axial \| ours \| {number} \|", out) and "| axial | HF |" not in out  # HF has no axial
 
 
+def test_model_benchmark_in_bf16_times_our_fp32_step_and_profiles_where_the_time_goes(
+        capsys: pytest.CaptureFixture[str]):
+    main(["model", *TINY, "--attention", "divided", "--dtype", "bf16", "--profile", "--warmup", "0",
+          "--repeats", "1"])
+    out = capsys.readouterr().out
+    number = r"\d[\d.]*"
+    assert re.search(rf"\| divided \| ours fp32 \| – \| {number} \| – / {number} \|", out)
+    assert re.search(rf"\| divided \| ours bf16 vs fp32 \| \| {number}× \|", out)
+    for model in ("ours", "HF", "ours fp32"):
+        row = re.search(rf"^\| divided \| {model} \| ((?:{number}% \| )+){number}% \|$", out, re.MULTILINE)
+        shares = [float(share) for share in row[1].split("% | ") if share.strip()]
+        assert sum(shares) == pytest.approx(100, abs=0.5)  # every operator's time is in one kind
+
+
+
 def test_model_benchmark_adds_onnxruntime_beside_eager_pytorch(capsys: pytest.CaptureFixture[str]):
     main(["model", *TINY, "--attention", "xvit", "--device", "cpu", "--onnxruntime", "--warmup", "0", "--repeats", "1"])
     out = capsys.readouterr().out

@@ -7,6 +7,11 @@ GFLOP/s count as fvcore does (`lightning_video.flops`: one multiply-add = one FL
 are set against a large matrix product timed on the same device in the same dtype and units. The count is of the model
 as written, so ours can read above 100% of that rate where its shortcuts skip work (`VideoTransformer.as_written`).
 
+In bf16 (autocast, as Lightning's `bf16-mixed`) our training step is also timed in fp32 (on CPU, or with
+`--versus-fp32`), interleaved with the others, for the speed-up bf16 gives. `--profile` adds where each model's
+training step spends its time on CPU, by kind of operator (`op_shares.py`): what lies outside the matrix products is
+what a faster matrix product cannot speed up.
+
 HF has `space_only`, `joint_space_time` and `divided_space_time`. Its `space_only` classifies every frame on its own
 (the official model averages the frames first), so its logits are compared after averaging its last hidden states
 over the frames before its norm and head, as the official model does; its timings are of its own forward. Schemes HF
@@ -14,10 +19,12 @@ lacks are timed for ours only.
 
     python -m experiments.bench model --attention joint divided --device cuda --dtype bf16 --compile
     python -m experiments.bench model --device cpu --onnxruntime   # + onnxruntime's CPU inference beside eager
+    python -m experiments.bench model --device cpu --dtype bf16 --profile   # ours vs HF, bf16 vs fp32, time shares
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -29,14 +36,17 @@ from torch import nn
 
 from experiments.bench.memory import PeakMemory
 from experiments.bench.onnxruntime_speed import onnxruntime_rows
+from experiments.bench.op_shares import KINDS, time_shares
 from experiments.bench.timing import seconds
 from lightning_video.flops import count
 from lightning_video.models import ATTENTIONS, PRESETS, create_model
+from lightning_video.models import attention as attention_kernels
 from lightning_video.models.hf_export import HF_ATTENTION, to_hf
 
 SIZES = ("num_frames", "img_size", "patch_size", "embed_dim", "depth", "num_heads", "num_classes")
 MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}
 TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2}
+PROFILED_STEPS = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats")
     parser.add_argument("--onnxruntime", action="store_true",
                         help="add CPU inference rows: ours exported to ONNX and run by onnxruntime, beside eager")
+    parser.add_argument("--versus-fp32", action=argparse.BooleanOptionalAction,
+                        help="with --dtype bf16, also time our fp32 training step (default: on CPU; on CUDA it would "
+                             "lengthen the GPU check)")
+    parser.add_argument("--explicit-max-keys", type=int, default=attention_kernels.EXPLICIT_CPU_BF16_MAX_KEYS,
+                        help="bf16 on CPU: sequences of up to this many keys take the explicit products, longer ones "
+                             "the fused kernel (0: the fused kernel everywhere, as before the explicit path)")
+    parser.add_argument("--profile", action="store_true",
+                        help="CPU: each model's training-step time by kind of operator (one more step each)")
 
 
 @dataclass
@@ -66,10 +84,12 @@ class Contender:
     inputs: torch.Tensor
     forward: Callable[[torch.Tensor], torch.Tensor]
     dtype: torch.dtype
+    modes: tuple[str, ...] = ("inference", "train")
     optimizer: torch.optim.Optimizer = field(init=False)
     times: dict[str, list[float]] = field(default_factory=lambda: {"inference": [], "train": []})
     first_call: dict[str, float] = field(default_factory=dict)
     peak_mib: dict[str, float] = field(default_factory=dict)
+    shares: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=1e-4, fused=True)
@@ -100,23 +120,31 @@ def run(args: argparse.Namespace) -> None:
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     sizes = {name: getattr(args, name) for name in SIZES if hasattr(args, name)}
     rate = matmul_rate(device, dtype)
+    attention_kernels.EXPLICIT_CPU_BF16_MAX_KEYS = args.explicit_max_keys
     model = " ".join([args.preset, *(f"{name}={value}" for name, value in sizes.items())])
     print(f"model bench: {model}, batch {args.batch}, {device.type} {args.dtype}"
-          f"{', torch.compile' if args.compile else ''}; {args.warmup} warm-up + {args.repeats} timed repeats, ours "
-          f"and HF alternated; matmul rate {rate:.0f} GFLOP/s ({MATMUL_SIDE[device.type]}³ {args.dtype}); "
-          f"threads {torch.get_num_threads()}")
-    rows = [row for attention in args.attention for row in measure(attention, args, sizes, device, dtype, rate)]
+          f"{', torch.compile' if args.compile else ''}; {args.warmup} warm-up + {args.repeats} timed repeats, the "
+          f"models alternated; matmul rate {rate:.0f} GFLOP/s ({MATMUL_SIDE[device.type]}³ {args.dtype}); "
+          f"threads {torch.get_num_threads()}; bf16 CPU attention: explicit up to {args.explicit_max_keys} keys")
+    results = {attention: measure(attention, args, sizes, device, dtype, rate) for attention in args.attention}
     print("\n| scheme | model | inference clips/s | train step (s) | GFLOP/s inference / train | of matmul rate | "
           "peak MiB inference / train |\n|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    print(f"\nours vs HF: speed-ups (HF's time ÷ ours), memory ours ÷ HF's; peak MiB: "
-          f"{'CUDA max allocated' if device.type == 'cuda' else 'resident memory the work adds (bench/memory.py)'}")
+    print("\n".join(row for rows, _ in results.values() for row in rows))
+    memory = "CUDA max allocated" if device.type == "cuda" else "resident memory the work adds (bench/memory.py)"
+    print(f"\nours vs HF: speed-ups (HF's time ÷ ours), memory ours ÷ HF's; ours bf16 vs fp32: speed-up of bf16; "
+          f"peak MiB: {memory}; the fp32 row's share is of the {args.dtype} rate")
+    if args.profile:
+        print(f"\nShare of the training step's operator time by kind (torch.profiler self time, {PROFILED_STEPS} "
+              f"steps):\n\n| scheme | model | {' | '.join(KINDS)} | outside both first two |\n"
+              f"|{'---|' * (len(KINDS) + 3)}")
+        print("\n".join(share_row(attention, contender) for attention, (_, contenders) in results.items()
+                         for contender in contenders))
     print(f"\nwall time of the whole run: {time.perf_counter() - start:.0f} s")
 
 
 def measure(attention: str, args: argparse.Namespace, sizes: dict[str, int], device: torch.device,
-            dtype: torch.dtype, rate: float) -> list[str]:
-    """Check the logits, time both models interleaved, and return the scheme's table rows."""
+            dtype: torch.dtype, rate: float) -> tuple[list[str], list[Contender]]:
+    """Check the logits, time the models interleaved, and return the scheme's table rows and the contenders."""
     torch.manual_seed(0)
     ours = create_model(args.preset, attention=attention, drop_path_rate=0.0, **sizes)
     with torch.no_grad():  # the fresh model's zero tensors (`time_embed`, `*_fc`, biases) would escape the check
@@ -137,8 +165,18 @@ def measure(attention: str, args: argparse.Namespace, sizes: dict[str, int], dev
         compiled = torch.compile(reference) if args.compile else reference
         contenders.append(Contender("HF", reference, frames, lambda pixels: compiled(pixel_values=pixels).logits,
                                     dtype))
+    if dtype != torch.float32 and (device.type == "cpu" if args.versus_fp32 is None else args.versus_fp32):
+        fp32 = copy.deepcopy(ours)
+        contenders.append(Contender("ours fp32", fp32, video, torch.compile(fp32) if args.compile else fp32,
+                                    torch.float32, modes=("train",)))
     for mode in ("inference", "train"):
-        interleave(contenders, mode, args.warmup, args.repeats, device)
+        interleave([contender for contender in contenders if mode in contender.modes], mode, args.warmup,
+                   args.repeats, device)
+    if args.profile:
+        if device.type != "cpu":
+            raise SystemExit("--profile times CPU operators; on CUDA they would be launch times. Use --device cpu")
+        for contender in contenders:
+            contender.shares = time_shares(contender.train_step, PROFILED_STEPS)
     if args.compile:
         print(f"{attention}: first calls (compiling), inference / train: " + ", ".join(
             f"{contender.name} {contender.first_call['inference']:.0f} s / {contender.first_call['train']:.0f} s"
@@ -146,7 +184,7 @@ def measure(attention: str, args: argparse.Namespace, sizes: dict[str, int], dev
     rows = table_rows(attention, contenders, gflops * args.batch, rate)
     if args.onnxruntime:
         rows += onnxruntime_rows(attention, ours, video, args.warmup, args.repeats)
-    return rows
+    return rows, contenders
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
@@ -195,23 +233,41 @@ def matmul_rate(device: torch.device, dtype: torch.dtype) -> float:
 
 
 def table_rows(attention: str, contenders: list[Contender], gflops_per_batch: float, rate: float) -> list[str]:
-    """Markdown rows: each model's medians, then ours against HF (speed-ups; memory as a fraction of HF's)."""
-    medians = [{mode: statistics.median(times) for mode, times in contender.times.items()}
-               for contender in contenders]
+    """Markdown rows: each model's medians, then ours against HF (speed-ups; memory as a fraction of HF's) and our
+    bf16 step against our fp32 step. The fp32 step's share is of the bf16 rate the others are set against."""
+    medians = {contender.name: {mode: statistics.median(times) for mode, times in contender.times.items() if times}
+               for contender in contenders}
     rows = []
-    for contender, median in zip(contenders, medians):
-        speeds = gflops_per_batch / median["inference"], 3 * gflops_per_batch / median["train"]
-        rows.append(f"| {attention} | {contender.name} | {figure(len(contender.inputs) / median['inference'])} | "
-                    f"{figure(median['train'])} | {speeds[0]:.0f} / {speeds[1]:.0f} | "
-                    f"{speeds[0] / rate:.0%} / {speeds[1] / rate:.0%} | "
-                    f"{contender.peak_mib['inference']:.0f} / {contender.peak_mib['train']:.0f} |")
-    if len(contenders) == 2:
-        (ours, hf), memory = medians, [contender.peak_mib for contender in contenders]
+    for contender in contenders:
+        median, memory = medians[contender.name], contender.peak_mib
+        speeds = {mode: (3 if mode == "train" else 1) * gflops_per_batch / took for mode, took in median.items()}
+        clips = {mode: len(contender.inputs) / took for mode, took in median.items()}
+        inference = figure(clips["inference"]) if "inference" in clips else "–"
+        rows.append(f"| {attention} | {contender.name} | {inference} | {figure(median['train'])} | "
+                    f"{pair(speeds, '{:.0f}')} | {pair(speeds, '{:.0%}', rate)} | "
+                    f"{pair(memory, '{:.0f}')} |")
+    if "HF" in medians:
+        (ours, hf), memory = (medians["ours"], medians["HF"]), [contender.peak_mib for contender in contenders]
         rows.append(f"| {attention} | ours vs HF | {hf['inference'] / ours['inference']:.2f}× | "
                     f"{hf['train'] / ours['train']:.2f}× | | | "
                     f"{memory[0]['inference'] / memory[1]['inference']:.2f} / "
                     f"{memory[0]['train'] / memory[1]['train']:.2f} |")
+    if "ours fp32" in medians:
+        speedup = medians["ours fp32"]["train"] / medians["ours"]["train"]
+        rows.append(f"| {attention} | ours bf16 vs fp32 | | {speedup:.2f}× | | | |")
     return rows
+
+
+def pair(figures: dict[str, float], form: str, per: float = 1.0) -> str:
+    """`inference / train` figures, each divided by `per`; a mode not timed is a dash."""
+    return " / ".join(form.format(figures[mode] / per) if mode in figures else "–" for mode in ("inference", "train"))
+
+
+def share_row(attention: str, contender: Contender) -> str:
+    """A markdown row of where a contender's training step spent its operator time (`--profile`)."""
+    outside = 1 - contender.shares["matrix products"] - contender.shares["attention kernels"]
+    return (f"| {attention} | {contender.name} | {' | '.join(f'{contender.shares[kind]:.1%}' for kind in KINDS)} | "
+            f"{outside:.1%} |")
 
 
 def figure(value: float) -> str:

@@ -1,8 +1,10 @@
 """Multi-head self-attention shared by every scheme, with one switch for the kernel.
 
 The fused kernel (`scaled_dot_product_attention`) is the default: flash/memory-efficient on GPU, and
-the fastest path on CPU. The explicit softmax path exists for attention maps and for FLOP counters
-that cannot see inside fused kernels; `explicit_attention()` turns it on for a block of code.
+the fastest path on CPU in fp32. The explicit softmax path exists for attention maps and for FLOP counters
+that cannot see inside fused kernels; `explicit_attention()` turns it on for a block of code. It is also taken for
+short bf16 sequences on CPU, where PyTorch's fused CPU kernel is slower than the explicit products
+(`explicit_is_faster`).
 """
 from __future__ import annotations
 
@@ -14,6 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 _use_fused = True
+# On CPU in bf16 the explicit products beat the fused kernel, forward + backward, 2.2× for divided's temporal step
+# (8 keys), 2.3× for a 197-token frame and 1.2× for a 1569-token clip (one thread; docs/results/notes/
+# bench_model_cpu.md). They keep the `[batch, heads, queries, keys]` weights for the backward, which beside the
+# activations of a token (~10 × dim) stays small up to this many keys; longer sequences keep the fused kernel's memory.
+EXPLICIT_CPU_BF16_MAX_KEYS = 256
 
 
 @contextlib.contextmanager
@@ -74,11 +81,20 @@ class Attention(nn.Module):
         if cls_only:
             q = q[:, :, :1]
         dropout = self.attn_drop if self.training else 0.0
-        if _use_fused and not self.keep_attention_map:
+        if _use_fused and not self.keep_attention_map and not explicit_is_faster(k):
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         else:
-            weights = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
+            if k.shape[-2] > q.shape[-1]:  # more keys than channels: scaling the queries is less work than the logits
+                weights = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+            else:
+                weights = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
             if self.keep_attention_map:
                 self.last_attention_map = weights.detach()
             out = F.dropout(weights, dropout, self.training) @ v
         return out.transpose(1, 2).flatten(2)
+
+
+def explicit_is_faster(keys: torch.Tensor) -> bool:
+    """Whether the explicit products beat the fused kernel for these keys `[..., keys, head_dim]`: bf16 on CPU, up to
+    `EXPLICIT_CPU_BF16_MAX_KEYS` keys."""
+    return keys.device.type == "cpu" and keys.dtype == torch.bfloat16 and keys.shape[-2] <= EXPLICIT_CPU_BF16_MAX_KEYS

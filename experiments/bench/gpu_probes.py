@@ -113,8 +113,10 @@ def forward_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
 
 
 def sdpa(args: argparse.Namespace) -> None:
-    from lightning_video.models import create_model  # only here: `env` and `matmul` need torch alone
+    # only here: `env` and `matmul` need torch alone
+    from lightning_video.models import attention as attention_kernels, create_model
 
+    attention_kernels.EXPLICIT_CPU_BF16_MAX_KEYS = 0  # the question is SDPA's choice: every attention call through it
     device = torch.device(args.device)
     sizes = {name: getattr(args, name) for name in SIZES if getattr(args, name) is not None}
     for attention in args.attention:

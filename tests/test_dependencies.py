@@ -91,7 +91,9 @@ def test_requirements_pin_every_declared_dependency():
 
 # Imported by experiments/ only where installed, each inside `try: ... except ImportError`, which says what is skipped.
 OPTIONAL_IN_EXPERIMENTS = {"decord": "bench/data.py measures PyTorchVideo's decord decoder where installed",
-                           "pynvml": "bench/utilisation.py samples GPU use where NVML is installed"}
+                           "pynvml": "bench/utilisation.py samples GPU use where NVML is installed",
+                           "torchcodec": "bench/data.py compares torchcodec's decoder where it runs (it needs FFmpeg's "
+                                         "shared libraries)"}
 
 
 def test_every_third_party_import_of_the_experiments_is_declared_or_a_known_optional_one():

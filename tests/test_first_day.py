@@ -222,7 +222,8 @@ def test_the_readmes_own_videos_commands_check_and_train_on_40_videos(in_a_users
     assert check[0] == "check-data" and fit[0] == "fit"
     with pytest.raises(SystemExit) as checked:
         main([*check, "--data.num_workers", "0"])
-    assert checked.value.code == 0 and json.loads(Path("unreadable.json").read_text())["videos"] == 40
+    audit = json.loads(Path("runs/check-data/my_data_csv.json").read_text())
+    assert checked.value.code == 0 and audit["videos"] == 40 and audit["unreadable"] == []
     with _captured_info() as text:
         main([*fit, *TINY_DATA, *TINY_MODEL, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"])
     run = in_a_users_folder / "runs/my_data/version_0"  # named after the data folder

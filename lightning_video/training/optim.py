@@ -24,6 +24,7 @@ def parameter_groups(model: nn.Module, no_weight_decay: bool | list[str]) -> lis
             False: none; a list: the parameters whose names match one of its shell patterns (`fnmatch`), for a
             recipe that follows another code's rule exactly (the official X-ViT exempts only its head's biases).
     """
+    named = named_exempt(model, no_weight_decay) if not isinstance(no_weight_decay, bool) else set()
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -31,13 +32,19 @@ def parameter_groups(model: nn.Module, no_weight_decay: bool | list[str]) -> lis
         if isinstance(no_weight_decay, bool):
             excluded = no_weight_decay and (param.ndim <= 1 or name.rsplit(".", 1)[-1] in EMBEDDINGS)
         else:
-            excluded = any(fnmatchcase(name, pattern) for pattern in no_weight_decay)
+            excluded = name in named
         (no_decay if excluded else decay).append(param)
-    if not isinstance(no_weight_decay, bool):
-        names = [name for name, _ in model.named_parameters()]
-        unmatched = [pattern for pattern in no_weight_decay if not any(fnmatchcase(name, pattern) for name in names)]
-        if unmatched:  # a typo would silently decay what the recipe means to exempt
-            raise ValueError(f"model.no_weight_decay: {', '.join(unmatched)} match no parameter; names look like "
-                             f"{', '.join(names[:2])}, ..., {names[-1]}")
     groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]
+
+
+def named_exempt(model: nn.Module, patterns: list[str]) -> set[str]:
+    """The names of `model`'s parameters that match one of `patterns`; a pattern that matches none is an error (a typo
+    would silently decay what the recipe means to exempt)."""
+    names = [name for name, _ in model.named_parameters()]
+    matching = {pattern: {name for name in names if fnmatchcase(name, pattern)} for pattern in patterns}
+    unmatched = [pattern for pattern, matched in matching.items() if not matched]
+    if unmatched:
+        raise ValueError(f"model.no_weight_decay: {', '.join(unmatched)} match no parameter; names look like "
+                         f"{', '.join(names[:2])}, ..., {names[-1]}")
+    return set().union(*matching.values())

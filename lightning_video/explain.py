@@ -31,7 +31,7 @@ from lightning_video.data.datamodule import VideoDataModule
 from lightning_video.models.rollout import HeadFusion, cls_attention, rollout
 from lightning_video.training.metrics import JOINT
 from lightning_video.training.module import VideoClassifier
-from lightning_video.training.predictions import _top_answers as top_answers
+from lightning_video.training.predictions import top_answers
 
 TOP_K = 5
 MIN_CELL = 128  # pixels: frames smaller than this are drawn enlarged

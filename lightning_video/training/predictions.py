@@ -54,7 +54,7 @@ class PredictionWriter(BasePredictionWriter):
         if not trainer.is_global_zero:
             return
         folder = Path(self.output_dir) if self.output_dir else run_dir(trainer)
-        answers = _top_answers(per_video.probs.cpu(), trainer.datamodule.class_names, trainer.datamodule.heads,
+        answers = top_answers(per_video.probs.cpu(), trainer.datamodule.class_names, trainer.datamodule.heads,
                                self.top_k)
         heads = list(answers)
         results = [{"video": paths[video], **(answers[""][row] if heads == [""] else
@@ -80,7 +80,7 @@ class PredictionWriter(BasePredictionWriter):
                        f"{folder / 'predictions.csv'}, {folder / 'predictions.json'}")
 
 
-def _top_answers(probs: torch.Tensor, names: list[str], heads: dict[str, int], top_k: int) -> dict[str, list[dict]]:
+def top_answers(probs: torch.Tensor, names: list[str], heads: dict[str, int], top_k: int) -> dict[str, list[dict]]:
     """Per head (`""` for a model with one), per video, the top-k `labels` and their `scores`; with several heads
     also `metrics.JOINT` (Epic-Kitchens' action), the most likely combinations named by their heads' labels."""
     def listed(labels: list[list[str]], scores: torch.Tensor) -> list[dict]:

@@ -24,11 +24,13 @@ from jsonargparse import ArgumentParser
 from torch import nn
 
 from lightning_video.models import VideoTransformer
+from lightning_video.models.attention import fused_attention
 
 VIDEO_TRANSFORMER = "lightning_video.models.VideoTransformer"
 # The data settings `fit` links into the backbone (`cli.VideoCLI.add_arguments_to_parser`) -> the backbone's argument
 DATA_LINKS = {"num_frames": "num_frames", "crop_size": "img_size"}
-# Unsupported ops whose names look like these do real matrix work; fvcore skipping them would under-count.
+# Unsupported ops whose names look like these do real matrix work; fvcore skipping them would under-count. So would
+# skipping a `prim::PythonOp.*` (an autograd.Function, opaque to the trace).
 _CONTRACTION = re.compile(r"attention|attn|matmul|einsum|dot|mm_?$|::(conv|linear)", re.IGNORECASE)
 
 
@@ -73,13 +75,14 @@ def count(model: VideoTransformer, num_frames: int | None = None, img_size: int 
     modes = {module: module.training for module in model.modules()}
     model.eval()  # no dropout or stochastic depth in the traced graph
     try:
-        with torch.no_grad(), model.as_written():
+        with torch.no_grad(), model.as_written(), fused_attention():
             analysis = FlopCountAnalysis(EagerForward(model), video).set_op_handle(**ATTENTION_HANDLES)
             flops = analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
     finally:
         for module, training in modes.items():
             module.training = training
-    uncounted = sorted(op for op in analysis.unsupported_ops() if _CONTRACTION.search(op))
+    uncounted = sorted(op for op in analysis.unsupported_ops()
+                       if _CONTRACTION.search(op) or op.startswith("prim::PythonOp"))
     if uncounted:
         raise RuntimeError(f"fvcore cannot count {', '.join(uncounted)}: add a handle to ATTENTION_HANDLES "
                            f"or count under lightning_video.models.explicit_attention()")

@@ -1,5 +1,5 @@
 """bf16 autocast (Lightning's `bf16-mixed`): every scheme's logits and gradients stay within bf16 rounding of fp32,
-and the attention kernel chosen for short bf16 sequences on CPU computes what the fused kernel does."""
+and the attention kernel bf16 takes on CPU (`head_groups`) computes softmax attention and its gradients exactly."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from lightning_video.models import ATTENTIONS, VideoTransformer
-from lightning_video.models.attention import EXPLICIT_CPU_BF16_MAX_KEYS, Attention, explicit_is_faster
+from lightning_video.models import head_groups
+from lightning_video.models.attention import Attention, takes_head_groups
 
 TINY = dict(num_classes=5, img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=2, num_heads=4,
             drop_path_rate=0.0)
@@ -42,18 +43,46 @@ def test_bf16_autocast_logits_and_gradients_stay_within_bf16_rounding_of_fp32(at
     assert sum(gradient_errors) / len(gradient_errors) < BF16_TOLERANCE
 
 
-@pytest.mark.parametrize("keys", [8, 197, EXPLICIT_CPU_BF16_MAX_KEYS])
-def test_short_bf16_sequences_on_cpu_take_the_explicit_products_and_match_the_fused_kernel(keys: int):
+def textbook_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    return ((q @ k.transpose(-2, -1)) * scale).softmax(dim=-1) @ v
+
+
+@pytest.mark.parametrize("group_elements", [10**9, 2 * 9 * 40, 9 * 40 - 1])  # all heads, two per group, one
+@pytest.mark.parametrize("queries", [40, 1])  # every token; the last block's cls query alone
+def test_head_groups_equal_textbook_attention_and_its_gradients_in_float64(monkeypatch, group_elements: int,
+                                                                           queries: int):
+    monkeypatch.setattr(head_groups, "GROUP_ELEMENTS", group_elements)
+    torch.manual_seed(0)
+    layout = torch.randn(2, 40, 3, 5, 16, dtype=torch.float64)  # [batch, tokens, q/k/v, heads, head_dim] as `qkv`
+    q, k, v = (t.transpose(1, 2) for t in layout.requires_grad_().unbind(2))  # the strided views the model passes
+    q = q[:, :, :queries]
+    upstream = torch.randn(2, 5, queries, 16, dtype=torch.float64)
+    results = []
+    for kernel in (textbook_attention, head_groups.attention):
+        out = kernel(q, k, v, 0.3)
+        (gradient,) = torch.autograd.grad(out, layout, upstream)
+        results.append((out, gradient))
+    (expected, expected_gradient), (out, gradient) = results
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gradient, expected_gradient, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("keys", [8, 197, 1569])  # divided's temporal step, a frame, joint's clip
+def test_bf16_attention_on_cpu_takes_head_groups_and_matches_the_fused_kernel_in_fp32(keys: int):
     torch.manual_seed(0)
     attention = Attention(64, num_heads=4)
     tokens = torch.randn(3, keys, 64, dtype=torch.bfloat16)
     q, k, v = (t.transpose(1, 2) for t in attention.qkv.bfloat16()(tokens).unflatten(-1, (3, 4, -1)).unbind(2))
-    assert explicit_is_faster(k)
+    assert takes_head_groups(k, dropout=0.0)
     fused = F.scaled_dot_product_attention(q.float(), k.float(), v.float()).transpose(1, 2).flatten(2)
     assert relative_error(attention._attend(q, k, v), fused) < BF16_TOLERANCE
 
 
-def test_fp32_long_or_gpu_sequences_keep_the_fused_kernel():
-    assert not explicit_is_faster(torch.empty(1, 4, 8, 16))  # fp32
-    assert not explicit_is_faster(torch.empty(1, 4, EXPLICIT_CPU_BF16_MAX_KEYS + 1, 16, dtype=torch.bfloat16))
-    assert not explicit_is_faster(torch.empty(1, 4, 8, 16, dtype=torch.bfloat16, device="meta"))
+def test_fp32_gpu_dropout_or_compiled_attention_keeps_the_fused_kernel():
+    bf16_keys = torch.empty(1, 4, 8, 16, dtype=torch.bfloat16)
+    assert takes_head_groups(bf16_keys, dropout=0.0)
+    assert not takes_head_groups(torch.empty(1, 4, 8, 16), dropout=0.0)  # fp32
+    assert not takes_head_groups(bf16_keys.to("meta"), dropout=0.0)  # not on CPU
+    assert not takes_head_groups(bf16_keys, dropout=0.1)
+    compiled = torch.compile(lambda keys: torch.tensor(takes_head_groups(keys, dropout=0.0)), backend="eager")
+    assert not compiled(bf16_keys).item()

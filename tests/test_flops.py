@@ -2,6 +2,7 @@
 FlopCounterMode, and the guards."""
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -211,6 +212,15 @@ def test_uncounted_attention_is_an_error_not_zero(monkeypatch):
     monkeypatch.setattr(flops, "ATTENTION_HANDLES", {})
     with pytest.raises(RuntimeError, match="aten::scaled_dot_product_attention"):
         flops.count(VideoTransformer("divided", **TINY))
+
+
+def test_bf16_on_cpu_is_counted_through_sdpa_and_an_opaque_attention_is_an_error(monkeypatch):
+    model = VideoTransformer("joint", **TINY)
+    fp32 = flops.count(model)[0]
+    assert flops.count(model.to(torch.bfloat16))[0] == pytest.approx(fp32, rel=1e-9)  # head_groups left for SDPA
+    monkeypatch.setattr(flops, "fused_attention", contextlib.nullcontext)  # head_groups traced: a prim::PythonOp
+    with pytest.raises(RuntimeError, match="prim::PythonOp"):
+        flops.count(model)
 
 
 def test_a_model_compiled_in_place_is_counted_like_the_eager_one():

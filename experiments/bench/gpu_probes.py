@@ -114,16 +114,17 @@ def forward_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
 
 def sdpa(args: argparse.Namespace) -> None:
     # only here: `env` and `matmul` need torch alone
-    from lightning_video.models import attention as attention_kernels, create_model
+    from lightning_video.models import create_model
+    from lightning_video.models.attention import fused_attention
 
-    attention_kernels.EXPLICIT_CPU_BF16_MAX_KEYS = 0  # the question is SDPA's choice: every attention call through it
     device = torch.device(args.device)
     sizes = {name: getattr(args, name) for name in SIZES if getattr(args, name) is not None}
     for attention in args.attention:
         torch.manual_seed(0)
         model = create_model(args.preset, attention=attention, drop_path_rate=0.0, **sizes).to(device).train()
         video = torch.randn(args.batch, 3, model.num_frames, model.img_size, model.img_size, device=device)
-        with AttentionCalls() as recorded, torch.autocast(device.type, dtype=torch.bfloat16):
+        # the question is SDPA's choice: every attention call through it (a CPU dry run would take head_groups)
+        with AttentionCalls() as recorded, torch.autocast(device.type, dtype=torch.bfloat16), fused_attention():
             model(video)
         del model, video
         calls = []

@@ -68,9 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--versus-fp32", action=argparse.BooleanOptionalAction,
                         help="with --dtype bf16, also time our fp32 training step (default: on CPU; on CUDA it would "
                              "lengthen the GPU check)")
-    parser.add_argument("--explicit-max-keys", type=int, default=attention_kernels.EXPLICIT_CPU_BF16_MAX_KEYS,
-                        help="bf16 on CPU: sequences of up to this many keys take the explicit products, longer ones "
-                             "the fused kernel (0: the fused kernel everywhere, as before the explicit path)")
+    parser.add_argument("--cpu-bf16-attention", choices=["head_groups", "fused"], default="head_groups",
+                        help="our attention kernel in bf16 on CPU: head_groups (the default) or PyTorch's fused kernel "
+                             "(as before head_groups), for an A/B run")
     parser.add_argument("--profile", action="store_true",
                         help="CPU: each model's training-step time by kind of operator (one more step each)")
 
@@ -120,12 +120,12 @@ def run(args: argparse.Namespace) -> None:
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     sizes = {name: getattr(args, name) for name in SIZES if hasattr(args, name)}
     rate = matmul_rate(device, dtype)
-    attention_kernels.EXPLICIT_CPU_BF16_MAX_KEYS = args.explicit_max_keys
+    attention_kernels.cpu_bf16_head_groups = args.cpu_bf16_attention == "head_groups"
     model = " ".join([args.preset, *(f"{name}={value}" for name, value in sizes.items())])
     print(f"model bench: {model}, batch {args.batch}, {device.type} {args.dtype}"
           f"{', torch.compile' if args.compile else ''}; {args.warmup} warm-up + {args.repeats} timed repeats, the "
           f"models alternated; matmul rate {rate:.0f} GFLOP/s ({MATMUL_SIDE[device.type]}³ {args.dtype}); "
-          f"threads {torch.get_num_threads()}; bf16 CPU attention: explicit up to {args.explicit_max_keys} keys")
+          f"threads {torch.get_num_threads()}; bf16 CPU attention: {args.cpu_bf16_attention}")
     results = {attention: measure(attention, args, sizes, device, dtype, rate) for attention in args.attention}
     print("\n| scheme | model | inference clips/s | train step (s) | GFLOP/s inference / train | of matmul rate | "
           "peak MiB inference / train |\n|---|---|---|---|---|---|---|")

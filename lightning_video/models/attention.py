@@ -1,10 +1,9 @@
 """Multi-head self-attention shared by every scheme, with one switch for the kernel.
 
 The fused kernel (`scaled_dot_product_attention`) is the default: flash/memory-efficient on GPU, and
-the fastest path on CPU in fp32. The explicit softmax path exists for attention maps and for FLOP counters
-that cannot see inside fused kernels; `explicit_attention()` turns it on for a block of code. It is also taken for
-short bf16 sequences on CPU, where PyTorch's fused CPU kernel is slower than the explicit products
-(`explicit_is_faster`).
+the fastest path on CPU in fp32. bf16 on CPU takes `head_groups.attention` instead, about twice as fast as PyTorch's
+fused CPU kernel there. The explicit softmax path exists for attention maps and for FLOP counters that cannot see
+inside fused kernels; `explicit_attention()` turns it on for a block of code.
 """
 from __future__ import annotations
 
@@ -15,12 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_video.models import head_groups
+
 _use_fused = True
-# On CPU in bf16 the explicit products beat the fused kernel, forward + backward, 2.2× for divided's temporal step
-# (8 keys), 2.3× for a 197-token frame and 1.2× for a 1569-token clip (one thread; docs/results/notes/
-# bench_model_cpu.md). They keep the `[batch, heads, queries, keys]` weights for the backward, which beside the
-# activations of a token (~10 × dim) stays small up to this many keys; longer sequences keep the fused kernel's memory.
-EXPLICIT_CPU_BF16_MAX_KEYS = 256
+# bf16 on CPU through `head_groups` (False: PyTorch's fused kernel, for A/B benchmarks: `--cpu-bf16-attention fused`)
+cpu_bf16_head_groups = True
 
 
 @contextlib.contextmanager
@@ -32,6 +30,18 @@ def explicit_attention() -> Iterator[None]:
         yield
     finally:
         _use_fused = previous
+
+
+@contextlib.contextmanager
+def fused_attention() -> Iterator[None]:
+    """Run attention through `scaled_dot_product_attention` inside this block, bf16 on CPU included (FLOP counters
+    have a formula for it, not for `head_groups`; SDPA's own kernel choice)."""
+    global cpu_bf16_head_groups
+    previous, cpu_bf16_head_groups = cpu_bf16_head_groups, False
+    try:
+        yield
+    finally:
+        cpu_bf16_head_groups = previous
 
 
 class Attention(nn.Module):
@@ -81,8 +91,11 @@ class Attention(nn.Module):
         if cls_only:
             q = q[:, :, :1]
         dropout = self.attn_drop if self.training else 0.0
-        if _use_fused and not self.keep_attention_map and not explicit_is_faster(k):
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        if _use_fused and not self.keep_attention_map:
+            if takes_head_groups(k, dropout):
+                out = head_groups.attention(q, k, v, self.scale)
+            else:
+                out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         else:
             if k.shape[-2] > q.shape[-1]:  # more keys than channels: scaling the queries is less work than the logits
                 weights = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
@@ -94,7 +107,9 @@ class Attention(nn.Module):
         return out.transpose(1, 2).flatten(2)
 
 
-def explicit_is_faster(keys: torch.Tensor) -> bool:
-    """Whether the explicit products beat the fused kernel for these keys `[..., keys, head_dim]`: bf16 on CPU, up to
-    `EXPLICIT_CPU_BF16_MAX_KEYS` keys."""
-    return keys.device.type == "cpu" and keys.dtype == torch.bfloat16 and keys.shape[-2] <= EXPLICIT_CPU_BF16_MAX_KEYS
+def takes_head_groups(keys: torch.Tensor, dropout: float) -> bool:
+    """Whether attention over these keys `[..., keys, head_dim]` runs through `head_groups`: bf16 on CPU, no dropout on
+    the weights (which only the fused kernel applies without materialising them), and not under `torch.compile`
+    (whose CPU kernels fuse attention themselves)."""
+    return (cpu_bf16_head_groups and keys.device.type == "cpu" and keys.dtype == torch.bfloat16 and not dropout
+            and not torch.compiler.is_compiling())

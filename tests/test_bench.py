@@ -55,6 +55,15 @@ def test_model_benchmark_adds_onnxruntime_beside_eager_pytorch(capsys: pytest.Ca
     assert re.search(r"\| xvit \| onnxruntime vs eager \| [\d.]+× \|", out)
 
 
+def test_attention_benchmark_times_each_kernel_per_shape(capsys: pytest.CaptureFixture[str]):
+    main(["attention", "--shapes", "2,3,40,16", "3,2,9,8", "--warmup", "0", "--repeats", "1"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| 2,3") or
+            line.startswith("| 3,2")]
+    assert [(row[0], row[1]) for row in rows] == [(f"| {shape}", kernel) for shape in ("2,3,40,16", "3,2,9,8")
+                                                 for kernel in ("fused", "explicit", "head_groups")]
+    assert all(float(row[2]) > 0 and row[4].endswith("%") for row in rows)
+
+
 def test_data_benchmark_times_both_readers_prepared_videos_and_the_loader(capsys: pytest.CaptureFixture[str]):
     main(["data", "--videos", "1", "--seconds", "2", "--clips", "1", "--sampling", "4x4", "--workers", "1",
           "--batch", "1", "--batches", "1"])

@@ -59,8 +59,9 @@ def test_attention_benchmark_times_each_kernel_per_shape(capsys: pytest.CaptureF
     main(["attention", "--shapes", "2,3,40,16", "3,2,9,8", "--warmup", "0", "--repeats", "1"])
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| 2,3") or
             line.startswith("| 3,2")]
+    kernels = ("fused", "explicit", "head_groups", "head_groups: products alone", "head_groups: softmax alone")
     assert [(row[0], row[1]) for row in rows] == [(f"| {shape}", kernel) for shape in ("2,3,40,16", "3,2,9,8")
-                                                 for kernel in ("fused", "explicit", "head_groups")]
+                                                 for kernel in kernels]
     assert all(float(row[2]) > 0 and row[4].endswith("%") for row in rows)
 
 

@@ -1,5 +1,6 @@
 """bf16 autocast (Lightning's `bf16-mixed`): every scheme's logits and gradients stay within bf16 rounding of fp32,
-and the attention kernel bf16 takes on CPU (`head_groups`) computes softmax attention and its gradients exactly."""
+and the attention bf16 takes on CPU (explicit products, or `head_groups` for long sequences) computes softmax attention
+and its gradients exactly."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 
 from lightning_video.models import ATTENTIONS, VideoTransformer
 from lightning_video.models import head_groups
-from lightning_video.models.attention import Attention, takes_head_groups
+from lightning_video.models.attention import Attention, cpu_bf16_path
 
 TINY = dict(num_classes=5, img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=2, num_heads=4,
             drop_path_rate=0.0)
@@ -67,22 +68,24 @@ def test_head_groups_equal_textbook_attention_and_its_gradients_in_float64(monke
     torch.testing.assert_close(gradient, expected_gradient, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("keys", [8, 197, 1569])  # divided's temporal step, a frame, joint's clip
-def test_bf16_attention_on_cpu_takes_head_groups_and_matches_the_fused_kernel_in_fp32(keys: int):
+@pytest.mark.parametrize("keys, path", [(8, "explicit"), (197, "head_groups"), (1569, "head_groups")])
+def test_bf16_attention_on_cpu_takes_its_own_path_and_matches_the_fused_kernel_in_fp32(monkeypatch, keys: int,
+                                                                                        path: str):
+    monkeypatch.setattr(head_groups, "GROUP_ELEMENTS", 4 * 197 * 197 - 1)  # 197 keys: weights beyond one group
     torch.manual_seed(0)
     attention = Attention(64, num_heads=4)
     tokens = torch.randn(3, keys, 64, dtype=torch.bfloat16)
     q, k, v = (t.transpose(1, 2) for t in attention.qkv.bfloat16()(tokens).unflatten(-1, (3, 4, -1)).unbind(2))
-    assert takes_head_groups(k, dropout=0.0)
+    assert cpu_bf16_path(q, k, dropout=0.0) == path
     fused = F.scaled_dot_product_attention(q.float(), k.float(), v.float()).transpose(1, 2).flatten(2)
     assert relative_error(attention._attend(q, k, v), fused) < BF16_TOLERANCE
 
 
 def test_fp32_gpu_dropout_or_compiled_attention_keeps_the_fused_kernel():
-    bf16_keys = torch.empty(1, 4, 8, 16, dtype=torch.bfloat16)
-    assert takes_head_groups(bf16_keys, dropout=0.0)
-    assert not takes_head_groups(torch.empty(1, 4, 8, 16), dropout=0.0)  # fp32
-    assert not takes_head_groups(bf16_keys.to("meta"), dropout=0.0)  # not on CPU
-    assert not takes_head_groups(bf16_keys, dropout=0.1)
-    compiled = torch.compile(lambda keys: torch.tensor(takes_head_groups(keys, dropout=0.0)), backend="eager")
-    assert not compiled(bf16_keys).item()
+    bf16 = torch.empty(1, 4, 8, 16, dtype=torch.bfloat16)
+    assert cpu_bf16_path(bf16, bf16, dropout=0.0) == "explicit"
+    assert cpu_bf16_path(bf16.float(), bf16.float(), dropout=0.0) is None
+    assert cpu_bf16_path(bf16.to("meta"), bf16.to("meta"), dropout=0.0) is None  # not on CPU
+    assert cpu_bf16_path(bf16, bf16, dropout=0.1) is None
+    compiled = torch.compile(lambda keys: torch.tensor(cpu_bf16_path(keys, keys, dropout=0.0) is None), backend="eager")
+    assert compiled(bf16).item()

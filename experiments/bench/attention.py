@@ -4,7 +4,11 @@ bf16 (`head_groups`). q, k and v are the strided views of one `qkv` output, as i
 
 Per kernel: milliseconds per call (median), the rate of the two products forward and four backward (multiply-adds,
 fvcore's units) and its share of a large matrix product's rate, and the system time per call: the operating system
-zeroing fresh pages, the explicit products' hidden cost at long sequences.
+zeroing fresh pages, the explicit products' hidden cost at long sequences. Two more rows split `head_groups` into its
+parts, each timed alone on the same buffers: its seven products (the backward recomputes the weights) and its
+softmax work (forward twice, backward once); what neither accounts for is the rest of its time. Every row's GFLOP/s
+is the six products' work over that row's time: a part's row is the rate the kernel would have if the other part
+were free.
 
     python -m experiments.bench attention                            # bf16: divided's time step, a frame, a clip
     python -m experiments.bench attention --shapes 2,12,3137,64 --dtype fp32
@@ -12,9 +16,11 @@ zeroing fresh pages, the explicit products' hidden cost at long sequences.
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -47,12 +53,12 @@ def run(args: argparse.Namespace) -> None:
         macs = 6 * batch * heads * tokens * tokens * channels
         for name, (milliseconds, system) in time_kernels((batch, heads, tokens, channels), dtype, args).items():
             gflops = macs / milliseconds / 1e6
-            print(f"| {text} | {name} | {milliseconds:.1f} | {gflops:.0f} | {gflops / rate:.0%} | {system:.1f} |")
+            print(f"| {text} | {name} | {milliseconds:.3g} | {gflops:.3g} | {gflops / rate:.0%} | {system:.1f} |")
 
 
 def time_kernels(shape: tuple[int, int, int, int], dtype: torch.dtype,
                  args: argparse.Namespace) -> dict[str, tuple[float, float]]:
-    """Median wall and system milliseconds of one forward + backward per kernel."""
+    """Median wall and system milliseconds of one forward + backward per kernel, and of `head_groups`' parts."""
     batch, heads, tokens, channels = shape
     torch.manual_seed(0)
     qkv = torch.randn(batch, tokens, 3, heads, channels, dtype=dtype, requires_grad=True)
@@ -61,14 +67,50 @@ def time_kernels(shape: tuple[int, int, int, int], dtype: torch.dtype,
     kernels = {"fused": F.scaled_dot_product_attention,
                "explicit": lambda q, k, v: ((q * scale) @ k.transpose(-2, -1)).softmax(dim=-1) @ v,
                "head_groups": lambda q, k, v: head_groups.attention(q, k, v, scale)}
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in kernels}
+    work = {name: functools.partial(forward_backward, kernel, qkv, upstream) for name, kernel in kernels.items()}
+    work.update(head_group_parts(shape, dtype))
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in work}
     for repeat in range(args.warmup + args.repeats):
-        for name, kernel in kernels.items():
+        for name, call in work.items():
             system, start = resource.getrusage(resource.RUSAGE_SELF).ru_stime, time.perf_counter()
-            kernel(*(t.transpose(1, 2) for t in qkv.unbind(2))).backward(upstream)
+            call()
             took = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_stime - system
-            qkv.grad = None
             if repeat >= args.warmup:
                 times[name].append(took)
     return {name: tuple(1e3 * statistics.median(sample[i] for sample in samples) for i in range(2))
             for name, samples in times.items()}
+
+
+def forward_backward(kernel: Callable[..., torch.Tensor], qkv: torch.Tensor, upstream: torch.Tensor) -> None:
+    kernel(*(t.transpose(1, 2) for t in qkv.unbind(2))).backward(upstream)
+    qkv.grad = None
+
+
+def head_group_parts(shape: tuple[int, int, int, int], dtype: torch.dtype) -> dict[str, Callable[[], object]]:
+    """`head_groups`' products and its softmax work, each alone, over buffers of its group size."""
+    batch, heads, tokens, channels = shape
+    q, k, v, upstream = (torch.randn(batch * heads, tokens, channels, dtype=dtype) for _ in range(4))
+    size = head_groups.group_size(q, k)
+    buffers = [torch.randn(size, tokens, tokens, dtype=dtype) for _ in range(2)]
+    out = torch.empty_like(q)
+    groups = head_groups.groups(q, k)
+
+    def products() -> None:
+        for group in groups:
+            weights, gradient = (buffer[: group.stop - group.start] for buffer in buffers)
+            for _ in range(2):  # forward, then recomputed in the backward
+                torch.bmm(q[group], k[group].transpose(1, 2), out=weights)
+            torch.bmm(weights, v[group], out=out[group])
+            torch.bmm(weights.transpose(1, 2), upstream[group], out=out[group])
+            torch.bmm(upstream[group], v[group].transpose(1, 2), out=gradient)
+            torch.bmm(gradient, k[group], out=out[group])
+            torch.bmm(gradient.transpose(1, 2), q[group], out=out[group])
+
+    def softmax() -> None:
+        for group in groups:
+            weights, gradient = (buffer[: group.stop - group.start] for buffer in buffers)
+            for _ in range(2):
+                torch.ops.aten._softmax.out(weights, -1, False, out=weights)
+            torch.ops.aten._softmax_backward_data.out(gradient, weights, -1, dtype, grad_input=gradient)
+
+    return {"head_groups: products alone": products, "head_groups: softmax alone": softmax}

@@ -123,7 +123,7 @@ def sdpa(args: argparse.Namespace) -> None:
         torch.manual_seed(0)
         model = create_model(args.preset, attention=attention, drop_path_rate=0.0, **sizes).to(device).train()
         video = torch.randn(args.batch, 3, model.num_frames, model.img_size, model.img_size, device=device)
-        # the question is SDPA's choice: every attention call through it (a CPU dry run would take head_groups)
+        # the question is SDPA's choice: every attention call through it (a CPU dry run would take our own bf16 paths)
         with AttentionCalls() as recorded, torch.autocast(device.type, dtype=torch.bfloat16), fused_attention():
             model(video)
         del model, video

@@ -68,9 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--versus-fp32", action=argparse.BooleanOptionalAction,
                         help="with --dtype bf16, also time our fp32 training step (default: on CPU; on CUDA it would "
                              "lengthen the GPU check)")
-    parser.add_argument("--cpu-bf16-attention", choices=["head_groups", "fused"], default="head_groups",
-                        help="our attention kernel in bf16 on CPU: head_groups (the default) or PyTorch's fused kernel "
-                             "(as before head_groups), for an A/B run")
+    parser.add_argument("--cpu-bf16-attention", choices=["ours", "fused"], default="ours",
+                        help="our attention in bf16 on CPU: ours (explicit products for short sequences, head_groups "
+                             "for long ones; `attention.cpu_bf16_path`) or PyTorch's fused kernel, for an A/B run")
     parser.add_argument("--profile", action="store_true",
                         help="CPU: each model's training-step time by kind of operator (one more step each)")
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> None:
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     sizes = {name: getattr(args, name) for name in SIZES if hasattr(args, name)}
     rate = matmul_rate(device, dtype)
-    attention_kernels.cpu_bf16_head_groups = args.cpu_bf16_attention == "head_groups"
+    attention_kernels.cpu_bf16_own_paths = args.cpu_bf16_attention == "ours"
     model = " ".join([args.preset, *(f"{name}={value}" for name, value in sizes.items())])
     print(f"model bench: {model}, batch {args.batch}, {device.type} {args.dtype}"
           f"{', torch.compile' if args.compile else ''}; {args.warmup} warm-up + {args.repeats} timed repeats, the "

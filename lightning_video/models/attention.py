@@ -1,8 +1,9 @@
 """Multi-head self-attention shared by every scheme, with one switch for the kernel.
 
 The fused kernel (`scaled_dot_product_attention`) is the default: flash/memory-efficient on GPU, and
-the fastest path on CPU in fp32. bf16 on CPU takes `head_groups.attention` instead, about twice as fast as PyTorch's
-fused CPU kernel there. The explicit softmax path exists for attention maps and for FLOP counters that cannot see
+the fastest path on CPU in fp32. bf16 on CPU takes the explicit products (short sequences) or `head_groups.attention`
+(long ones) instead, both about twice as fast as PyTorch's fused CPU kernel there (`cpu_bf16_path`). The explicit
+softmax path exists for attention maps and for FLOP counters that cannot see
 inside fused kernels; `explicit_attention()` turns it on for a block of code.
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ from torch import nn
 from lightning_video.models import head_groups
 
 _use_fused = True
-# bf16 on CPU through `head_groups` (False: PyTorch's fused kernel, for A/B benchmarks: `--cpu-bf16-attention fused`)
-cpu_bf16_head_groups = True
+# bf16 on CPU through `cpu_bf16_path` (False: PyTorch's fused kernel, for A/B benchmarks: `--cpu-bf16-attention fused`)
+cpu_bf16_own_paths = True
 
 
 @contextlib.contextmanager
@@ -35,13 +36,13 @@ def explicit_attention() -> Iterator[None]:
 @contextlib.contextmanager
 def fused_attention() -> Iterator[None]:
     """Run attention through `scaled_dot_product_attention` inside this block, bf16 on CPU included (FLOP counters
-    have a formula for it, not for `head_groups`; SDPA's own kernel choice)."""
-    global cpu_bf16_head_groups
-    previous, cpu_bf16_head_groups = cpu_bf16_head_groups, False
+    have a formula for it, not for `head_groups`; probes of SDPA's own kernel choice)."""
+    global cpu_bf16_own_paths
+    previous, cpu_bf16_own_paths = cpu_bf16_own_paths, False
     try:
         yield
     finally:
-        cpu_bf16_head_groups = previous
+        cpu_bf16_own_paths = previous
 
 
 class Attention(nn.Module):
@@ -91,11 +92,11 @@ class Attention(nn.Module):
         if cls_only:
             q = q[:, :, :1]
         dropout = self.attn_drop if self.training else 0.0
-        if _use_fused and not self.keep_attention_map:
-            if takes_head_groups(k, dropout):
-                out = head_groups.attention(q, k, v, self.scale)
-            else:
-                out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        path = cpu_bf16_path(q, k, dropout) if _use_fused and not self.keep_attention_map else "explicit"
+        if path is None:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        elif path == "head_groups":
+            out = head_groups.attention(q, k, v, self.scale)
         else:
             if k.shape[-2] > q.shape[-1]:  # more keys than channels: scaling the queries is less work than the logits
                 weights = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
@@ -107,9 +108,13 @@ class Attention(nn.Module):
         return out.transpose(1, 2).flatten(2)
 
 
-def takes_head_groups(keys: torch.Tensor, dropout: float) -> bool:
-    """Whether attention over these keys `[..., keys, head_dim]` runs through `head_groups`: bf16 on CPU, no dropout on
-    the weights (which only the fused kernel applies without materialising them), and not under `torch.compile`
+def cpu_bf16_path(q: torch.Tensor, k: torch.Tensor, dropout: float) -> str | None:
+    """The path that beats PyTorch's fused kernel for bf16 on CPU, for queries `[..., queries, head_dim]` and keys:
+    "explicit" products where every head's weights fit one head group (kept for the backward, they save
+    `head_groups` recomputing them), "head_groups" beyond. None (the fused kernel) for other dtypes and devices, with
+    dropout on the weights (which the fused kernel applies without materialising them), and under `torch.compile`
     (whose CPU kernels fuse attention themselves)."""
-    return (cpu_bf16_head_groups and keys.device.type == "cpu" and keys.dtype == torch.bfloat16 and not dropout
-            and not torch.compiler.is_compiling())
+    if not (cpu_bf16_own_paths and k.device.type == "cpu" and k.dtype == torch.bfloat16 and not dropout
+            and not torch.compiler.is_compiling()):
+        return None
+    return "explicit" if q.shape[:-1].numel() * k.shape[-2] <= head_groups.GROUP_ELEMENTS else "head_groups"

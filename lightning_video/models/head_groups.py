@@ -5,9 +5,11 @@ explicit products materialise `[batch, heads, queries, keys]` weights: at joint'
 block at batch 2, freshly allocated for every product, softmax and gradient. The operating system zeroes every
 fresh page, and that (not the arithmetic) was most of the explicit path's time. Here the weights of `GROUP_ELEMENTS`
 at a time live in one buffer (two in the backward) that every group reuses, and the backward recomputes them, so
-only q, k and v are kept (the fused kernel's memory). Forward + backward of `[2, 12, 1569, 64]` in bf16 on two
-threads: 108 ms against the fused kernel's 216 and the explicit products' 200 (docs/results/notes/bench_model_cpu.md).
-The arithmetic is the explicit products' (bf16 logits, softmax in fp32 inside the kernel), the same as HF's in bf16.
+only q, k and v are kept (the fused kernel's memory). Forward + backward of joint's `[2, 12, 1569, 64]` in bf16 on
+two threads: 110 ms against the fused kernel's 225 and the explicit products' 218, 183 of them zeroing pages
+(`python -m experiments.bench attention`). The arithmetic is the explicit products' (bf16 logits, softmax in fp32
+inside the kernel), as HF's in bf16. Where every head's weights fit one group the explicit products are as fast and
+skip the recomputation (`attention.cpu_bf16_path`).
 """
 from __future__ import annotations
 
@@ -32,8 +34,8 @@ class _HeadGroups(torch.autograd.Function):
         batch, heads, queries, _ = q.shape
         q, k, v = (q * scale).flatten(0, 1), k.flatten(0, 1).contiguous(), v.flatten(0, 1).contiguous()
         out = q.new_empty(q.shape[:2] + v.shape[2:])
-        weights = q.new_empty(min(len(q), _group(q, k)), queries, k.shape[1])
-        for group in _groups(q, k):
+        weights = q.new_empty(group_size(q, k), queries, k.shape[1])
+        for group in groups(q, k):
             buffer = weights[: group.stop - group.start]
             _softmax_weights(q[group], k[group], buffer)
             torch.bmm(buffer, v[group], out=out[group])
@@ -46,9 +48,9 @@ class _HeadGroups(torch.autograd.Function):
         q, k, v = ctx.saved_tensors  # q already scaled
         grad_out = grad_out.flatten(0, 1).contiguous()
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        weights = q.new_empty(min(len(q), _group(q, k)), q.shape[1], k.shape[1])
+        weights = q.new_empty(group_size(q, k), q.shape[1], k.shape[1])
         grad_weights = torch.empty_like(weights)
-        for group in _groups(q, k):
+        for group in groups(q, k):
             buffer, grad_buffer = weights[: group.stop - group.start], grad_weights[: group.stop - group.start]
             _softmax_weights(q[group], k[group], buffer)
             torch.bmm(buffer.transpose(1, 2), grad_out[group], out=grad_v[group])
@@ -61,13 +63,15 @@ class _HeadGroups(torch.autograd.Function):
                 grad_v.unflatten(0, ctx.batch_heads), None)
 
 
-def _group(q: torch.Tensor, k: torch.Tensor) -> int:
-    """Heads per group: as many `[queries, keys]` weights as `GROUP_ELEMENTS` holds, at least one."""
-    return max(1, GROUP_ELEMENTS // (q.shape[1] * k.shape[1]))
+def group_size(q: torch.Tensor, k: torch.Tensor) -> int:
+    """Heads per group for q `[heads, queries, head_dim]` and k: as many `[queries, keys]` weights as `GROUP_ELEMENTS`
+    holds, at least one, at most all."""
+    return min(len(q), max(1, GROUP_ELEMENTS // (q.shape[1] * k.shape[1])))
 
 
-def _groups(q: torch.Tensor, k: torch.Tensor) -> list[slice]:
-    size = _group(q, k)
+def groups(q: torch.Tensor, k: torch.Tensor) -> list[slice]:
+    """The heads of each group, in order."""
+    size = group_size(q, k)
     return [slice(start, min(start + size, len(q))) for start in range(0, len(q), size)]
 
 

@@ -36,13 +36,15 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
 import yaml
 from jsonargparse import ArgumentParser, Namespace
 from pytorch_lightning import Callback, Trainer
+from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_video.commands import EXTRA_COMMANDS, run_extra_command
 from lightning_video.data.datamodule import VideoDataModule
@@ -208,6 +210,7 @@ class VideoCLI(LightningCLI):
         if strategy_io is None and not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             config["plugins"] = [*plugins, CrashSafeCheckpointIO()]
         trainer = super()._instantiate_trainer(config, callbacks)
+        _warn_if_bf16_is_emulated(trainer)
         if self.subcommand == "fit":
             defer_slurm_requeue(trainer)
         ckpt_path = self.config.fit.get("ckpt_path") if self.subcommand == "fit" else None
@@ -243,6 +246,16 @@ class VideoCLI(LightningCLI):
         rank_zero_info(f"\ntest video {f'{JOINT} ' if joint else ''}top-1: {top1:.3f} over "
                        f"{int(metrics.get('test/videos', 0))} videos ({best or 'final weights'}){caveat}\n"
                        f"logs, config and checkpoints: {run_dir(self.trainer)}")
+
+
+def _warn_if_bf16_is_emulated(trainer: Trainer) -> None:
+    """bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) emulates its matrix products: slower than fp32,
+    where the synthetic configs take bf16 for speed."""
+    if (str(trainer.precision).startswith("bf16") and isinstance(trainer.accelerator, CPUAccelerator)
+            and not (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())):
+        rank_zero_warn(f"trainer.precision {trainer.precision} on a CPU without bf16 instructions (AVX512-BF16 or "
+                       f"AMX): its matrix products are emulated, likely slower than fp32. Add --trainer.precision "
+                       f"32-true (the synthetic tables ran both; docs/results/tables.md)")
 
 
 def _limited_batches(trainer: Trainer) -> str:

@@ -3,6 +3,8 @@ and the attention bf16 takes on CPU (explicit products, or `head_groups` for lon
 and its gradients exactly."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -89,3 +91,21 @@ def test_fp32_gpu_dropout_or_compiled_attention_keeps_the_fused_kernel():
     assert cpu_bf16_path(bf16, bf16, dropout=0.1) is None
     compiled = torch.compile(lambda keys: torch.tensor(cpu_bf16_path(keys, keys, dropout=0.0) is None), backend="eager")
     assert compiled(bf16).item()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_training_on_a_cpu_without_bf16_instructions_warns_and_names_the_fix(monkeypatch, native: bool):
+    from pytorch_lightning import Trainer
+
+    from lightning_video.cli import _warn_if_bf16_is_emulated
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    trainer = Trainer(accelerator="cpu", precision="bf16-mixed", logger=False, enable_checkpointing=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _warn_if_bf16_is_emulated(trainer)
+        _warn_if_bf16_is_emulated(Trainer(accelerator="cpu", logger=False, enable_checkpointing=False))  # fp32
+    messages = [str(warning.message) for warning in caught]
+    assert messages == ([] if native else [messages[0]])
+    assert native or "--trainer.precision 32-true" in messages[0] and "emulated" in messages[0]
